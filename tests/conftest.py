@@ -1,0 +1,20 @@
+"""Shared fixtures: small digits studies whose compiled programs are reused across tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+# A configuration small enough to train in seconds on 2 cores, big enough to learn digits.
+SMALL = dict(dataset="digits", model="small_cnn", width=0.5, epochs=2, batch_size=64, lr=0.05)
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    return dict(SMALL)

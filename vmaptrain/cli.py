@@ -1,0 +1,116 @@
+"""Flag definitions and error handling shared by the experiment binaries.
+
+Binaries parse flags and call one function here; everything testable lives in the library.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import flags
+
+from vmaptrain.config import StudyConfig, StudyError
+
+
+def _floats(text: str) -> float | list[float]:
+    """'0.1' → 0.1; '0.1,0.2' → [0.1, 0.2] (one value per run)."""
+    parts = [p for p in text.split(",") if p.strip()]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise StudyError(f"expected a number or a comma-separated list of numbers, got '{text}'") from None
+    if not values:
+        raise StudyError("expected a number, got an empty value")
+    return values[0] if len(values) == 1 else values
+
+
+def _ints(text: str) -> int | list[int]:
+    values = _floats(text)
+    as_list = values if isinstance(values, list) else [values]
+    if any(v != int(v) for v in as_list):
+        raise StudyError(f"expected integers, got '{text}'")
+    ints = [int(v) for v in as_list]
+    return ints[0] if len(ints) == 1 else ints
+
+
+def define_study_flags() -> None:
+    defaults = StudyConfig()
+    flags.DEFINE_string("dataset", defaults.dataset,
+                        "digits | cifar10 | cifar100 | mnist | fashion_mnist | svhn_cropped | idx:DIR | "
+                        "cifar:DIR | npz:FILE | folder:DIR")
+    flags.DEFINE_string("data_dir", None, "tfds data_dir.")
+    flags.DEFINE_string("manual_dir", None, "tfds manual_dir: prepare a tfds dataset offline from local archives.")
+    flags.DEFINE_string("model", defaults.model, "Model name from the registry.")
+    flags.DEFINE_float("width", defaults.width, "Width multiplier of the model.")
+    flags.DEFINE_integer("num_seeds", defaults.num_seeds, "Number of runs.")
+    flags.DEFINE_integer("epochs", defaults.epochs, "Training epochs per run (0 = evaluate at init).")
+    flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size of every run.")
+    flags.DEFINE_string("optimizer", defaults.optimizer, "sgd | nesterov | adam")
+    flags.DEFINE_string("lr", str(defaults.lr), "Peak learning rate, or one per run, comma-separated.")
+    flags.DEFINE_string("wd", str(defaults.wd), "Weight decay, or one per run.")
+    flags.DEFINE_string("momentum", str(defaults.momentum), "Momentum (β1 for adam), or one per run.")
+    flags.DEFINE_string("label_smoothing", str(defaults.label_smoothing), "Label smoothing, or one per run.")
+    flags.DEFINE_string("schedule", defaults.schedule, "linear | cosine | constant (after warmup)")
+    flags.DEFINE_float("warmup_epochs", defaults.warmup_epochs, "Linear warmup length in epochs.")
+    flags.DEFINE_string("flip", defaults.flip, "none | random | alternating")
+    flags.DEFINE_integer("translate", defaults.translate, "Random translation padding in pixels.")
+    flags.DEFINE_string("translate_mode", defaults.translate_mode, "zero | reflect")
+    flags.DEFINE_integer("cutout", defaults.cutout, "Cutout square size in pixels (0 = off).")
+    flags.DEFINE_string("vary", defaults.vary, "Streams that differ between runs: all, none, or a subset of "
+                        "init,order,aug.")
+    flags.DEFINE_integer("seed", defaults.seed, "Study seed.")
+    flags.DEFINE_integer("fixed_seed", defaults.fixed_seed, "Seed shared by the streams not in --vary.")
+    flags.DEFINE_string("poke_step", str(defaults.poke_step), "Step at which to poke one weight (-1 = never), "
+                        "or one per run.")
+    flags.DEFINE_float("poke_factor", defaults.poke_factor, "Factor the poked weight is multiplied by.")
+    flags.DEFINE_string("poke_param", None, "Parameter path to poke, e.g. conv0/kernel (default: the first).")
+    flags.DEFINE_string("poke_index", str(defaults.poke_index), "Flat index of the poked weight, or one per run.")
+    flags.DEFINE_string("strategy", defaults.strategy, "How runs are batched: vmap | unrolled | chunk:K")
+    flags.DEFINE_integer("group_size", defaults.group_size, "Train runs in groups of this size (0 = all at once).")
+    flags.DEFINE_integer("eval_batch_size", defaults.eval_batch_size, "Test examples per evaluation batch.")
+
+
+def study_config(values) -> StudyConfig:
+    return StudyConfig(
+        dataset=values.dataset, data_dir=values.data_dir, manual_dir=values.manual_dir,
+        model=values.model, width=values.width, num_seeds=values.num_seeds, epochs=values.epochs,
+        batch_size=values.batch_size, optimizer=values.optimizer, lr=_floats(values.lr),
+        wd=_floats(values.wd), momentum=_floats(values.momentum),
+        label_smoothing=_floats(values.label_smoothing), schedule=values.schedule,
+        warmup_epochs=values.warmup_epochs, flip=values.flip, translate=values.translate,
+        translate_mode=values.translate_mode, cutout=values.cutout, vary=values.vary, seed=values.seed,
+        fixed_seed=values.fixed_seed, poke_step=_ints(values.poke_step), poke_factor=values.poke_factor,
+        poke_param=values.poke_param, poke_index=_ints(values.poke_index), strategy=values.strategy,
+        group_size=values.group_size, eval_batch_size=values.eval_batch_size,
+    )
+
+
+def train_seeds(values) -> None:
+    from vmaptrain.study import SeedStudy
+
+    config = study_config(values)
+    result = SeedStudy(config).run(values.workdir, overwrite=values.overwrite)
+    s = result.summary
+    print(json.dumps({k: s[k] for k in ("runs", "runs_diverged", "accuracy_mean", "accuracy_std",
+                                         "accuracy_min", "accuracy_max")}))
+
+
+def reject_extra_args(argv) -> None:
+    if len(argv) > 1:
+        fail(f"unexpected positional arguments: {' '.join(argv[1:])}")
+
+
+def fail(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(2)
+
+
+def run_or_exit(action) -> None:
+    """Run `action`; a user error becomes one 'error: …' line and exit status 2."""
+    from vmaptrain.data import DataError
+
+    try:
+        action()
+    except (StudyError, DataError) as err:
+        fail(str(err))

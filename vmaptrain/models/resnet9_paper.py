@@ -1,0 +1,62 @@
+"""The ResNet-9 of Calibrated Chaos (ffcv-cifar `model.py`), see paper-configs.md §1.3.
+
+conv_bn = Conv(no bias) → BN(eps 1e-5, PyTorch momentum 0.1) → ReLU; PyTorch default init.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vmaptrain.models.layers import batch_norm, max_pool2, scaled, torch_default_init
+
+
+class ConvBN(nn.Module):
+    channels: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 1
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        pad = ((self.padding, self.padding), (self.padding, self.padding))
+        x = nn.Conv(self.channels, (self.kernel, self.kernel), strides=(self.stride, self.stride),
+                    padding=pad, use_bias=False, kernel_init=torch_default_init, name="conv")(x)
+        return nn.relu(batch_norm(train, "bn")(x))
+
+
+class Residual(nn.Module):
+    channels: int
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        out = ConvBN(self.channels, name="conv_bn1")(x, train)
+        out = ConvBN(self.channels, name="conv_bn2")(out, train)
+        return x + out
+
+
+class ResNet9Paper(nn.Module):
+    num_classes: int
+    width: float = 1.0
+    # The first layer's kernel: what a poke scales unless told otherwise.
+    default_poke_param: ClassVar[str] = "prep/conv/kernel"
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        if min(x.shape[1:3]) < 12:
+            raise ValueError(f"resnet9_paper needs images of at least 12×12 pixels, got "
+                             f"{x.shape[1]}×{x.shape[2]}")
+        c64, c128, c256 = (scaled(c, self.width) for c in (64, 128, 256))
+        x = ConvBN(c64, name="prep")(x, train)
+        x = ConvBN(c128, kernel=5, stride=2, padding=2, name="down")(x, train)
+        x = Residual(c128, name="res1")(x, train)
+        x = ConvBN(c256, name="widen")(x, train)
+        x = max_pool2(x)
+        x = Residual(c256, name="res2")(x, train)
+        x = ConvBN(c128, padding=0, name="narrow")(x, train)
+        x = jnp.max(x, axis=(1, 2))
+        x = nn.Dense(self.num_classes, use_bias=False, kernel_init=torch_default_init,
+                     name="head")(x)
+        return 0.2 * x

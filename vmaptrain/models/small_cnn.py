@@ -1,0 +1,32 @@
+"""The reference net of cpu-measurements.md.
+
+conv3×3(16) → BN → GELU → maxpool2 → conv(32) → BN → GELU → maxpool2 → conv(64) → BN → GELU →
+maxpool2 → global max → dense(num_classes).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vmaptrain.models.layers import batch_norm, max_pool2, scaled
+
+
+class SmallCNN(nn.Module):
+    num_classes: int
+    width: float = 1.0
+    # The first layer's kernel: what a poke scales unless told otherwise.
+    default_poke_param: ClassVar[str] = "conv0/kernel"
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        for i, channels in enumerate((16, 32, 64)):
+            x = nn.Conv(scaled(channels, self.width), (3, 3), padding="SAME", use_bias=False,
+                        name=f"conv{i}")(x)
+            x = batch_norm(train, f"bn{i}")(x)
+            x = nn.gelu(x)
+            x = max_pool2(x)
+        x = jnp.max(x, axis=(1, 2))
+        return nn.Dense(self.num_classes, name="head")(x)
