@@ -108,8 +108,11 @@ def fail(message: str) -> None:
 
 def run_or_exit(action) -> None:
     """Run `action`; a user error becomes one 'error: …' line and exit status 2."""
+    from absl import logging
+
     from vmaptrain.data import DataError
 
+    logging.set_verbosity(logging.WARNING)  # keep stderr for progress and errors
     try:
         action()
     except (StudyError, DataError) as err:

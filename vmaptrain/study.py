@@ -61,6 +61,7 @@ def build_spec(config: StudyConfig, data: Dataset) -> TrainSpec:
         model = make_model(config.model, data.num_classes, config.width)
         aug = augment.AugmentConfig(flip=config.flip, translate=config.translate,
                                     translate_mode=config.translate_mode, cutout=config.cutout)
+        aug.check_image_size(*data.x_train.shape[1:3])
         schedule = optim.Schedule(config.schedule, total, int(round(config.warmup_epochs * steps_per_epoch)))
     except (ModelError, ValueError) as err:
         raise StudyError(str(err)) from None
@@ -89,7 +90,8 @@ def _check_model(spec: TrainSpec, data: Dataset) -> None:
 
 def device_data(data: Dataset) -> dict:
     """The training set and normalisation constants, put on the device once."""
-    fill = np.clip(np.round(data.mean), 0, 255).astype(data.x_train.dtype)
+    # Cutout fills with the mean colour truncated to integers, as the paper's pipeline did.
+    fill = np.clip(np.floor(data.mean), 0, 255).astype(data.x_train.dtype)
     return {
         "x_train": jnp.asarray(data.x_train),
         "y_train": jnp.asarray(data.y_train, jnp.int32),
@@ -151,7 +153,8 @@ def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, indices
         last_loss = loss_sum / spec.steps_per_epoch
         last_loss.block_until_ready()
         if progress is not None:
-            progress.update(epoch + 1, runs_done, len(indices))
+            finished_now = len(indices) if epoch + 1 == config.epochs else 0
+            progress.update(epoch + 1, runs_done + finished_now, len(indices))
     logits = evaluate(programs, state, data.x_test, data, config.eval_batch_size)
     facts = {"diverged": np.asarray(state.diverged), "train_loss": np.asarray(last_loss, np.float64)}
     return seeds, logits, facts
@@ -174,7 +177,7 @@ class SeedStudy:
     def run(self, workdir: str | None = None, *, overwrite: bool = False, progress: bool = True) -> StudyResult:
         config = self.config
         if workdir is not None:
-            done = prepare_workdir(workdir, config, overwrite)
+            done = check_workdir(workdir, config, overwrite)
             if done is not None:
                 return done
         try:
@@ -183,6 +186,8 @@ class SeedStudy:
             raise StudyError(str(err)) from None
         spec = build_spec(config, data)
         _check_model(spec, data)
+        if workdir is not None:  # only a study that can start claims its workdir
+            claim_workdir(workdir, config)
         programs = parallel.programs_for(spec, config.strategy)
         dev = device_data(data)
         group = config.group_size or config.num_seeds
@@ -236,8 +241,8 @@ def summarize(logits: np.ndarray, labels: np.ndarray, runs: list[dict]) -> dict:
     return summary
 
 
-def prepare_workdir(workdir: str, config: StudyConfig, overwrite: bool):
-    """Create/validate the workdir. Returns the saved result if it already holds this study."""
+def check_workdir(workdir: str, config: StudyConfig, overwrite: bool):
+    """Read-only check of a workdir. Returns the saved result if it already holds this study."""
     config_path = os.path.join(workdir, "config.json")
     if os.path.exists(config_path) and not overwrite:
         try:
@@ -250,12 +255,17 @@ def prepare_workdir(workdir: str, config: StudyConfig, overwrite: bool):
             raise StudyError(f"workdir {workdir} holds a different study ({details}); use another workdir or --overwrite")
         if os.path.exists(os.path.join(workdir, "summary.json")):
             return load_result(workdir)
+    return None
+
+
+def claim_workdir(workdir: str, config: StudyConfig) -> None:
+    """Create the workdir and record the config (with versions) before any training."""
+    config_path = os.path.join(workdir, "config.json")
     try:
         os.makedirs(workdir, exist_ok=True)
         store.write_json(config_path, {"config": config.to_json(), "versions": outputs.versions()})
     except OSError as err:
         raise StudyError(f"cannot write to workdir {workdir}: {err.strerror or err}") from None
-    return None
 
 
 def load_result(workdir: str) -> StudyResult:
