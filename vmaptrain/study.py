@@ -25,6 +25,8 @@ class StudyResult:
     labels: np.ndarray          # int32 [test examples]
     runs: list[dict]
     summary: dict
+    state: object = None        # final stacked RunState (host arrays) when trained in this process
+    spec: TrainSpec | None = None
 
 
 class Progress:
@@ -156,7 +158,8 @@ def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, indices
             finished_now = len(indices) if epoch + 1 == config.epochs else 0
             progress.update(epoch + 1, runs_done + finished_now, len(indices))
     logits = evaluate(programs, state, data.x_test, data, config.eval_batch_size)
-    facts = {"diverged": np.asarray(state.diverged), "train_loss": np.asarray(last_loss, np.float64)}
+    facts = {"diverged": np.asarray(state.diverged), "train_loss": np.asarray(last_loss, np.float64),
+             "state": jax.device_get(state)}
     return seeds, logits, facts
 
 
@@ -192,17 +195,20 @@ class SeedStudy:
         dev = device_data(data)
         group = config.group_size or config.num_seeds
         meter = Progress(config.num_seeds, config.epochs) if progress else None
-        logits, runs = [], []
+        logits, runs, states = [], [], []
         for start in range(0, config.num_seeds, group):
             indices = list(range(start, min(start + group, config.num_seeds)))
             seeds, group_logits, facts = train_group(programs, config, data, dev, indices, meter, start)
             logits.append(group_logits)
+            states.append(facts["state"])
             runs.extend(describe_runs(config, indices, seeds, group_logits, data.y_test, facts))
             if meter is not None and config.epochs == 0:
                 meter.update(0, indices[-1] + 1, len(indices))
         logits = np.concatenate(logits)
         summary = summarize(logits, data.y_test, runs)
-        result = StudyResult(logits=logits, labels=np.asarray(data.y_test, np.int32), runs=runs, summary=summary)
+        state = jax.tree.map(lambda *parts: np.concatenate(parts), *states)
+        result = StudyResult(logits=logits, labels=np.asarray(data.y_test, np.int32), runs=runs, summary=summary,
+                             state=state, spec=spec)
         if workdir is not None:
             title = f"{config.model} on {config.dataset}: {config.num_seeds} runs, {config.epochs} epochs"
             outputs.write_results(workdir, logits, result.labels, runs, summary, title)
