@@ -18,3 +18,14 @@ SMALL = dict(dataset="digits", model="small_cnn", width=0.5, epochs=2, batch_siz
 @pytest.fixture(scope="session")
 def small_config():
     return dict(SMALL)
+
+
+def snapshot(directory) -> dict:
+    """Every file below `directory` → its bytes (to prove a failure destroyed nothing)."""
+    found = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, directory)] = handle.read()
+    return found

@@ -69,6 +69,14 @@ def define_study_flags() -> None:
     flags.DEFINE_string("strategy", defaults.strategy, "How runs are batched: vmap | unrolled | chunk:K")
     flags.DEFINE_integer("group_size", defaults.group_size, "Train runs in groups of this size (0 = all at once).")
     flags.DEFINE_integer("eval_batch_size", defaults.eval_batch_size, "Test examples per evaluation batch.")
+    flags.DEFINE_integer("checkpoint_every_steps", defaults.checkpoint_every_steps,
+                         "Checkpoint every N optimizer steps (0 = by time only).")
+    flags.DEFINE_float("checkpoint_every_minutes", defaults.checkpoint_every_minutes,
+                       "Checkpoint every M minutes (0 = by steps only; single-process studies).")
+    flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for a multi-process study "
+                        "(or env VMAPTRAIN_COORDINATOR).")
+    flags.DEFINE_integer("num_processes", None, "Processes in a multi-process study (or env VMAPTRAIN_NUM_PROCESSES).")
+    flags.DEFINE_integer("process_id", None, "This process's id in a multi-process study (or env VMAPTRAIN_PROCESS_ID).")
 
 
 def study_config(values) -> StudyConfig:
@@ -83,15 +91,26 @@ def study_config(values) -> StudyConfig:
         fixed_seed=values.fixed_seed, poke_step=_ints(values.poke_step), poke_factor=values.poke_factor,
         poke_param=values.poke_param, poke_index=_ints(values.poke_index), strategy=values.strategy,
         group_size=values.group_size, eval_batch_size=values.eval_batch_size,
+        checkpoint_every_steps=values.checkpoint_every_steps,
+        checkpoint_every_minutes=values.checkpoint_every_minutes,
     )
 
 
 def train_seeds(values) -> None:
+    from vmaptrain import distributed
     from vmaptrain.study import SeedStudy
 
-    config = study_config(values)
+    config = study_config(values)  # validate flags before joining other processes
+    try:
+        distributed.initialize(values.coordinator_address, values.num_processes, values.process_id)
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise StudyError(f"cannot join the multi-process study: {err}") from None
     result = SeedStudy(config).run(values.workdir, overwrite=values.overwrite)
     s = result.summary
+    import jax
+
+    if jax.process_index() != 0:
+        return
     print(json.dumps({k: s[k] for k in ("runs", "runs_diverged", "accuracy_mean", "accuracy_std",
                                          "accuracy_min", "accuracy_max")}))
 
@@ -110,10 +129,17 @@ def run_or_exit(action) -> None:
     """Run `action`; a user error becomes one 'error: …' line and exit status 2."""
     from absl import logging
 
+    from vmaptrain.checkpoint import CheckpointError
     from vmaptrain.data import DataError
+    from vmaptrain.study import StudyInterrupted
 
     logging.set_verbosity(logging.WARNING)  # keep stderr for progress and errors
     try:
         action()
-    except (StudyError, DataError) as err:
+    except (StudyError, DataError, CheckpointError) as err:
         fail(str(err))
+    except StudyInterrupted as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(143)  # 128 + SIGTERM, as a shell reports a terminated job
+    except OSError as err:  # disk full, permissions, … while writing outputs
+        fail(f"{err.strerror or err}{': ' + err.filename if getattr(err, 'filename', None) else ''}")

@@ -11,7 +11,8 @@ PerRun = Union[float, Sequence[float]]
 
 # Fields that change how a study runs but not what it computes: a workdir may be resumed or
 # re-read with different values of these.
-EXECUTION_FIELDS = ("strategy", "group_size", "eval_batch_size", "data_dir", "manual_dir")
+EXECUTION_FIELDS = ("strategy", "group_size", "eval_batch_size", "data_dir", "manual_dir",
+                    "checkpoint_every_steps", "checkpoint_every_minutes")
 PER_RUN_FIELDS = ("lr", "wd", "momentum", "label_smoothing", "poke_step", "poke_index")
 
 
@@ -50,6 +51,8 @@ class StudyConfig:
     eval_batch_size: int = 1000
     data_dir: str | None = None
     manual_dir: str | None = None
+    checkpoint_every_steps: int = 0        # 0 = by time only
+    checkpoint_every_minutes: float = 10.0  # 0 = by steps only
 
     def __post_init__(self):
         self.validate()
@@ -66,6 +69,9 @@ class StudyConfig:
              f"batch_size must be ≥ 1, got {self.batch_size}")
         need(self.eval_batch_size >= 1, f"eval_batch_size must be ≥ 1, got {self.eval_batch_size}")
         need(self.group_size >= 0, f"group_size must be ≥ 0 (0 = all runs at once), got {self.group_size}")
+        need(self.checkpoint_every_steps >= 0, f"checkpoint_every_steps must be ≥ 0, got {self.checkpoint_every_steps}")
+        need(self.checkpoint_every_minutes >= 0,
+             f"checkpoint_every_minutes must be ≥ 0, got {self.checkpoint_every_minutes}")
         need(self.optimizer in optim.OPTIMIZERS,
              f"unknown optimizer '{self.optimizer}'; choose from {', '.join(optim.OPTIMIZERS)}")
         need(self.schedule in optim.SCHEDULES,

@@ -1,22 +1,39 @@
-"""The Python API: a configuration in, a trained seed study (and its workdir) out."""
+"""The Python API: a configuration in, a trained seed study (and its workdir) out.
+
+A study trains its runs in groups; inside a group the runs are stacked, sharded over the
+devices (`distributed`) and batched per device by a strategy (`parallel`). With a workdir the
+study resumes by default: a group restarts from its latest orbax checkpoint, and groups
+whose predictions are already stored are skipped.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vmaptrain import augment, optim, outputs, parallel, poke, rng, store
+from vmaptrain import augment, distributed, optim, outputs, poke, rng, store
+from vmaptrain import workdir as workdirs
+from vmaptrain.checkpoint import CheckpointError, GroupCheckpoints
 from vmaptrain.config import StudyConfig, StudyError
 from vmaptrain.data import DataError, Dataset, load_dataset, normalize
 from vmaptrain.models import ModelError, make_model
 from vmaptrain.train import Hyper, TrainSpec
+
+
+class StudyInterrupted(RuntimeError):
+    """SIGTERM arrived; the state was checkpointed and the same command resumes."""
 
 
 @dataclasses.dataclass
@@ -25,7 +42,7 @@ class StudyResult:
     labels: np.ndarray          # int32 [test examples]
     runs: list[dict]
     summary: dict
-    state: object = None        # final stacked RunState (host arrays) when trained in this process
+    state: object = None        # final stacked RunState (host arrays) when all runs trained in this call
     spec: TrainSpec | None = None
 
 
@@ -36,28 +53,49 @@ class Progress:
         self.total_runs, self.epochs, self.stream = total_runs, max(epochs, 1), stream
         self.start = time.perf_counter()
         self.run_epochs = 0.0
+        self.skipped = 0
 
-    def update(self, epoch: int, runs_done: int, group_runs: int, label: str = "") -> None:
+    def skip(self, runs: int) -> None:
+        self.skipped += runs
+
+    def update(self, epoch: int, runs_done: int, group_runs: int) -> None:
         self.run_epochs += group_runs
         elapsed = time.perf_counter() - self.start
         runs_per_s = self.run_epochs / self.epochs / max(elapsed, 1e-9)
-        remaining = self.total_runs - self.run_epochs / self.epochs
+        remaining = self.total_runs - self.skipped - self.run_epochs / self.epochs
         eta = remaining / runs_per_s if runs_per_s > 0 else float("inf")
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
-        self.stream.write(f"{label}epoch {epoch}/{self.epochs} | runs done {runs_done}/{self.total_runs} | "
+        self.stream.write(f"epoch {epoch}/{self.epochs} | runs done {runs_done}/{self.total_runs} | "
                           f"{runs_per_s:.3f} runs/s | ETA {eta_text}\n")
         self.stream.flush()
 
 
-def _check_data(config: StudyConfig, data: Dataset) -> int:
-    n = len(data.y_train)
-    if config.batch_size > n:
-        raise StudyError(f"batch_size {config.batch_size} is larger than the training set ({n} examples)")
-    return n // config.batch_size
+class TermGuard:
+    """Turns SIGTERM into a flag the training loop checks between steps."""
+
+    def __init__(self):
+        self.stop = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGTERM, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _handle(self, signum, frame):
+        self.stop = True
 
 
 def build_spec(config: StudyConfig, data: Dataset) -> TrainSpec:
-    steps_per_epoch = _check_data(config, data)
+    n = len(data.y_train)
+    if config.batch_size > n:
+        raise StudyError(f"batch_size {config.batch_size} is larger than the training set ({n} examples)")
+    steps_per_epoch = n // config.batch_size
     total = max(config.epochs * steps_per_epoch, 1)
     try:
         model = make_model(config.model, data.num_classes, config.width)
@@ -75,7 +113,7 @@ def build_spec(config: StudyConfig, data: Dataset) -> TrainSpec:
                      augment=aug, poke_path=poke_path)
 
 
-def _check_model(spec: TrainSpec, data: Dataset) -> None:
+def check_model(spec: TrainSpec, data: Dataset) -> None:
     sample = jnp.zeros((1,) + data.x_train.shape[1:], jnp.float32)
     try:
         shapes = jax.eval_shape(lambda: spec.model.init(jax.random.key(0), sample, train=False))
@@ -91,76 +129,108 @@ def _check_model(spec: TrainSpec, data: Dataset) -> None:
 
 
 def device_data(data: Dataset) -> dict:
-    """The training set and normalisation constants, put on the device once."""
+    """The training set and normalisation constants (host arrays; placed once per study)."""
     # Cutout fills with the mean colour truncated to integers, as the paper's pipeline did.
     fill = np.clip(np.floor(data.mean), 0, 255).astype(data.x_train.dtype)
-    return {
-        "x_train": jnp.asarray(data.x_train),
-        "y_train": jnp.asarray(data.y_train, jnp.int32),
-        "mean": jnp.asarray(data.mean, jnp.float32),
-        "std": jnp.asarray(data.std, jnp.float32),
-        "fill": jnp.asarray(fill),
-    }
+    return {"x_train": data.x_train, "y_train": data.y_train.astype(np.int32),
+            "mean": data.mean.astype(np.float32), "std": data.std.astype(np.float32), "fill": fill}
 
 
 def run_inputs(config: StudyConfig, indices: list[int]):
     """Per-run init inputs for the runs `indices`: keys, hyperparameters, pokes (stacked)."""
     vary = rng.parse_vary(config.vary)
     seeds = [rng.run_seeds(i, vary, config.fixed_seed) for i in indices]
-    keys = {s: jnp.asarray(rng.stream_key_data(config.seed, seeds, s)) for s in rng.STREAMS}
+    keys = {s: rng.stream_key_data(config.seed, seeds, s) for s in rng.STREAMS}
 
     def column(name, dtype):
         values = config.per_run(name)
-        return jnp.asarray([values[i] for i in indices], dtype)
+        return np.asarray([values[i] for i in indices], dtype)
 
-    hyper = Hyper(lr=column("lr", jnp.float32), wd=column("wd", jnp.float32),
-                  momentum=column("momentum", jnp.float32),
-                  label_smoothing=column("label_smoothing", jnp.float32))
-    pokes = poke.Poke(step=column("poke_step", jnp.int32), index=column("poke_index", jnp.int32),
-                      factor=jnp.full((len(indices),), config.poke_factor, jnp.float32))
+    hyper = Hyper(lr=column("lr", np.float32), wd=column("wd", np.float32),
+                  momentum=column("momentum", np.float32),
+                  label_smoothing=column("label_smoothing", np.float32))
+    pokes = poke.Poke(step=column("poke_step", np.int32), index=column("poke_index", np.int32),
+                      factor=np.full((len(indices),), config.poke_factor, np.float32))
     return seeds, (keys["init"], keys["order"], keys["aug"], hyper, pokes)
 
 
-def evaluate(programs: parallel.StackedPrograms, state, x_test: np.ndarray, data: Dataset,
-             batch: int) -> np.ndarray:
-    """Per-run logits on the test split, [runs, examples, classes] float32."""
+@functools.lru_cache(maxsize=32)
+def programs_for(spec: TrainSpec, strategy: str, devices: tuple) -> distributed.ShardedPrograms:
+    """Studies with the same spec, strategy and devices share one compilation."""
+    return distributed.ShardedPrograms(spec, strategy, distributed.Mesh(np.asarray(devices), (distributed.AXIS,)))
+
+
+def evaluate(programs, state, data: Dataset, batch: int) -> np.ndarray:
+    """This process's runs' logits on the test split, [local runs, examples, classes] float32."""
+    x_test = data.x_test
     n = len(x_test)
     batch = min(batch, n)
     padded = math.ceil(n / batch) * batch
     # Pad to whole batches (BN is in eval mode, so padding never touches real examples).
     images = np.concatenate([x_test, np.zeros((padded - n,) + x_test.shape[1:], x_test.dtype)])
-    mean, std = jnp.asarray(data.mean), jnp.asarray(data.std)
     chunks = []
     for start in range(0, padded, batch):
-        x = normalize(jnp.asarray(images[start:start + batch]), mean, std)
-        chunks.append(programs.eval(state, x))
-    return np.concatenate([np.asarray(c, np.float32) for c in chunks], axis=1)[:, :n]
+        x = normalize(images[start:start + batch], data.mean, data.std)
+        x = distributed.put_replicated(programs.mesh, np.asarray(x))
+        chunks.append(distributed.local_runs(programs.eval(state, x)))
+    return np.concatenate(chunks, axis=1)[:, :n].astype(np.float32)
 
 
-def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, indices: list[int],
-                progress: Progress | None, runs_done: int):
-    """Train the runs `indices` together; returns (logits, per-run final state facts)."""
-    spec = programs.spec
+def _checkpoint_due(config, steps_since, seconds_since) -> bool:
+    if config.checkpoint_every_steps and steps_since >= config.checkpoint_every_steps:
+        return True
+    # Time-based saves need every process to agree, so they are single-process only.
+    minutes = config.checkpoint_every_minutes
+    return bool(minutes) and jax.process_count() == 1 and seconds_since >= 60 * minutes
+
+
+def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, start: int, end: int,
+                ckpt: GroupCheckpoints | None, guard: TermGuard, meter: Progress | None):
+    """Train runs start..end-1 together; returns this process's (indices, seeds, logits, facts)."""
+    spec, mesh = programs.spec, programs.mesh
+    size = end - start
+    local = distributed.local_run_slice(mesh, size)
+    indices = list(range(start + local.start, start + local.stop))
     seeds, inputs = run_inputs(config, indices)
     sample = jnp.zeros((1,) + data.x_train.shape[1:], jnp.float32)
-    state = programs.init(inputs, sample)
-    n = len(data.y_train)
-    last_loss = jnp.full((len(indices),), jnp.nan)
-    for epoch in range(config.epochs):
-        permutations = programs.permutations(state.order_key, epoch, n)
-        loss_sum = jnp.zeros((len(indices),))
-        for k in range(spec.steps_per_epoch):
+    state = programs.init(distributed.put_runs(mesh, inputs, size), sample)
+    zeros = distributed.put_runs(mesh, np.zeros(len(indices), np.float32), size)
+    carry = {"run": state, "loss_sum": zeros, "last_loss": zeros + jnp.nan}
+    position = {"epoch": 0, "step_in_epoch": 0}
+    if ckpt is not None:
+        shardings = jax.tree.map(lambda a: a.sharding, carry)
+        restored = ckpt.restore(carry, shardings)
+        if restored is not None:
+            carry, position = restored
+    n, spe = len(data.y_train), spec.steps_per_epoch
+    done_steps = position["epoch"] * spe + position["step_in_epoch"]
+    last_save, last_save_time = done_steps, time.monotonic()
+    state, loss_sum, last_loss = carry["run"], carry["loss_sum"], carry["last_loss"]
+    for epoch in range(position["epoch"], config.epochs):
+        permutations = programs.permutations(state.order_key, np.int32(epoch), n)
+        first = position["step_in_epoch"] if epoch == position["epoch"] else 0
+        for k in range(first, spe):
             state, metrics = programs.step(state, permutations, dev, np.int32(epoch), np.int32(k))
             loss_sum = loss_sum + metrics["loss"]
-        last_loss = loss_sum / spec.steps_per_epoch
-        last_loss.block_until_ready()
-        if progress is not None:
-            finished_now = len(indices) if epoch + 1 == config.epochs else 0
-            progress.update(epoch + 1, runs_done + finished_now, len(indices))
-    logits = evaluate(programs, state, data.x_test, data, config.eval_batch_size)
-    facts = {"diverged": np.asarray(state.diverged), "train_loss": np.asarray(last_loss, np.float64),
-             "state": jax.device_get(state)}
-    return seeds, logits, facts
+            done_steps += 1
+            if k + 1 == spe:
+                last_loss, loss_sum = loss_sum / spe, loss_sum * 0
+            if ckpt is not None and (guard.stop or _checkpoint_due(config, done_steps - last_save,
+                                                                    time.monotonic() - last_save_time)):
+                next_position = {"epoch": epoch + (k + 1 == spe), "step_in_epoch": (k + 1) % spe}
+                ckpt.save(done_steps, {"run": state, "loss_sum": loss_sum, "last_loss": last_loss}, next_position)
+                last_save, last_save_time = done_steps, time.monotonic()
+                if guard.stop:
+                    raise StudyInterrupted(f"stopped by SIGTERM at epoch {epoch + 1}, step {k + 1}; checkpoint "
+                                           f"saved — rerun the same command to resume")
+        if meter is not None and jax.process_index() == 0:
+            jax.block_until_ready(last_loss)
+            meter.update(epoch + 1, start + (size if epoch + 1 == config.epochs else 0), size)
+    logits = evaluate(programs, state, data, config.eval_batch_size)
+    facts = {"diverged": distributed.local_runs(state.diverged),
+             "train_loss": distributed.local_runs(last_loss).astype(np.float64),
+             "state": distributed.local_runs(state)}
+    return indices, seeds, logits, facts
 
 
 class SeedStudy:
@@ -179,40 +249,76 @@ class SeedStudy:
 
     def run(self, workdir: str | None = None, *, overwrite: bool = False, progress: bool = True) -> StudyResult:
         config = self.config
-        if workdir is not None:
-            done = check_workdir(workdir, config, overwrite)
-            if done is not None:
-                return done
+        writer = jax.process_index() == 0
+        if workdir is not None and workdirs.check(workdir, config, overwrite):
+            return load_result(workdir)
+        if workdir is None and jax.process_count() > 1:
+            raise StudyError("a multi-process study needs a workdir (each process writes its own runs there)")
         try:
             data = load_dataset(config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir)
         except DataError as err:
             raise StudyError(str(err)) from None
         spec = build_spec(config, data)
-        _check_model(spec, data)
-        if workdir is not None:  # only a study that can start claims its workdir
-            claim_workdir(workdir, config)
-        programs = parallel.programs_for(spec, config.strategy)
-        dev = device_data(data)
+        check_model(spec, data)
+        mesh = distributed.seed_mesh()
         group = config.group_size or config.num_seeds
-        meter = Progress(config.num_seeds, config.epochs) if progress else None
+        try:
+            distributed.check_divisible(config.num_seeds, mesh, "num_seeds")
+            distributed.check_divisible(group, mesh, "group_size")
+        except ValueError as err:
+            raise StudyError(str(err)) from None
+        if workdir is not None:  # only a study that can start claims its workdir
+            workdirs.claim(workdir, config, overwrite, writer)
+        programs = programs_for(spec, config.strategy, tuple(mesh.devices.flat))
+        dev = distributed.put_replicated(mesh, device_data(data))
+        finished = workdirs.finished_runs(workdir) if workdir is not None else set()
+        meter = Progress(config.num_seeds, config.epochs) if progress and writer else None
         logits, runs, states = [], [], []
-        for start in range(0, config.num_seeds, group):
-            indices = list(range(start, min(start + group, config.num_seeds)))
-            seeds, group_logits, facts = train_group(programs, config, data, dev, indices, meter, start)
-            logits.append(group_logits)
-            states.append(facts["state"])
-            runs.extend(describe_runs(config, indices, seeds, group_logits, data.y_test, facts))
-            if meter is not None and config.epochs == 0:
-                meter.update(0, indices[-1] + 1, len(indices))
-        logits = np.concatenate(logits)
-        summary = summarize(logits, data.y_test, runs)
-        state = jax.tree.map(lambda *parts: np.concatenate(parts), *states)
-        result = StudyResult(logits=logits, labels=np.asarray(data.y_test, np.int32), runs=runs, summary=summary,
-                             state=state, spec=spec)
-        if workdir is not None:
+        guard = TermGuard()
+        with guard.installed():
+            for start in range(0, config.num_seeds, group):
+                end = min(start + group, config.num_seeds)
+                if finished.issuperset(range(start, end)):
+                    if meter is not None:
+                        meter.skip(end - start)
+                    continue
+                ckpt = GroupCheckpoints(workdirs.checkpoint_dir(workdir, start, end)) if workdir else None
+                indices, seeds, group_logits, facts = train_group(programs, config, data, dev, start, end,
+                                                                  ckpt, guard, meter)
+                rows = describe_runs(config, indices, seeds, group_logits, data.y_test, facts)
+                if workdir is not None:
+                    workdirs.write_block(workdir, indices[0], group_logits, rows)
+                    ckpt.close()
+                    _barrier(f"group-{start}")
+                    if writer:
+                        shutil.rmtree(workdirs.checkpoint_dir(workdir, start, end), ignore_errors=True)
+                logits.append(group_logits)
+                runs.extend(rows)
+                states.append(facts["state"])
+        trained_all = sum(len(s.step) for s in states) == config.num_seeds
+        state = jax.tree.map(lambda *parts: np.concatenate(parts), *states) if trained_all else None
+        if workdir is None:
+            logits = np.concatenate(logits)
+            summary = summarize(logits, data.y_test, runs)
+            return StudyResult(logits=logits, labels=np.asarray(data.y_test, np.int32), runs=runs,
+                               summary=summary, state=state, spec=spec)
+        _barrier("assemble")
+        if writer:
+            all_logits, all_runs = workdirs.assemble(workdir, config.num_seeds)
+            summary = summarize(all_logits.astype(np.float32), data.y_test, all_runs)
             title = f"{config.model} on {config.dataset}: {config.num_seeds} runs, {config.epochs} epochs"
-            outputs.write_results(workdir, logits, result.labels, runs, summary, title)
+            outputs.write_results(workdir, all_logits, np.asarray(data.y_test), all_runs, summary, title)
+        _barrier("written")
+        result = load_result(workdir)
+        result.state, result.spec = state, spec
         return result
+
+
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def describe_runs(config, indices, seeds, logits, labels, facts) -> list[dict]:
@@ -234,49 +340,20 @@ def describe_runs(config, indices, seeds, logits, labels, facts) -> list[dict]:
 
 
 def summarize(logits: np.ndarray, labels: np.ndarray, runs: list[dict]) -> dict:
+    """Accuracy statistics over finished runs, plus the estimator report when ≥ 2 finished."""
     statuses = [r["status"] for r in runs]
     summary = outputs.accuracy_summary(np.asarray([r["test_accuracy"] for r in runs]), statuses)
     finished = np.asarray([s == "finished" for s in statuses])
     if finished.sum() >= 2:
         from vmaptrain import estimators
 
-        if not hasattr(estimators, "report"):  # TEMP until the estimators land
-            return summary
-        report = estimators.report(np.asarray(labels), logits=logits[finished])
-        summary["estimators"] = report
+        summary["estimators"] = estimators.report(np.asarray(labels), logits=np.asarray(logits)[finished])
     return summary
-
-
-def check_workdir(workdir: str, config: StudyConfig, overwrite: bool):
-    """Read-only check of a workdir. Returns the saved result if it already holds this study."""
-    config_path = os.path.join(workdir, "config.json")
-    if os.path.exists(config_path) and not overwrite:
-        try:
-            saved = StudyConfig.from_json(store.read_json(config_path)["config"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise StudyError(f"{config_path} is not a vmaptrain config ({err}); use another workdir or --overwrite") from None
-        differing = config.differences(saved)
-        if differing:
-            details = ", ".join(f"{f}: saved {getattr(saved, f)!r} vs now {getattr(config, f)!r}" for f in differing)
-            raise StudyError(f"workdir {workdir} holds a different study ({details}); use another workdir or --overwrite")
-        if os.path.exists(os.path.join(workdir, "summary.json")):
-            return load_result(workdir)
-    return None
-
-
-def claim_workdir(workdir: str, config: StudyConfig) -> None:
-    """Create the workdir and record the config (with versions) before any training."""
-    config_path = os.path.join(workdir, "config.json")
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        store.write_json(config_path, {"config": config.to_json(), "versions": outputs.versions()})
-    except OSError as err:
-        raise StudyError(f"cannot write to workdir {workdir}: {err.strerror or err}") from None
 
 
 def load_result(workdir: str) -> StudyResult:
     """Read a finished workdir back."""
-    logits = np.load(os.path.join(workdir, "logits.npy"), allow_pickle=False).astype(np.float32)
+    logits = workdirs.load_logits(workdir).astype(np.float32)
     labels = np.load(os.path.join(workdir, "labels.npy"), allow_pickle=False)
     return StudyResult(logits=logits, labels=labels, runs=store.read_json(os.path.join(workdir, "runs.json")),
                        summary=store.read_json(os.path.join(workdir, "summary.json")))

@@ -1,0 +1,130 @@
+"""The seed axis over devices and processes.
+
+Runs are split into contiguous blocks, one per device of a 1-D mesh with axis "seed"; every
+program is a `shard_map` whose body is the per-device strategy from `parallel.map_runs`, so a
+run never talks to another: the compiled program holds no collective (tests check the HLO).
+Multi-process studies call `initialize` first; each process builds only its own runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from vmaptrain import parallel
+
+AXIS = "seed"
+COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
+
+
+def initialize(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
+    """Join a multi-process study (flags or JAX_COORDINATOR_ADDRESS/… env vars). No-op alone."""
+    coordinator = coordinator or os.environ.get("VMAPTRAIN_COORDINATOR")
+    if not coordinator:
+        return
+    num_processes = num_processes if num_processes is not None else int(os.environ["VMAPTRAIN_NUM_PROCESSES"])
+    process_id = process_id if process_id is not None else int(os.environ["VMAPTRAIN_PROCESS_ID"])
+    if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS", "") == "cpu":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                               process_id=process_id)
+
+
+def seed_mesh() -> Mesh:
+    return Mesh(np.asarray(jax.devices()), (AXIS,))
+
+
+def check_divisible(num_runs: int, mesh: Mesh, what: str) -> None:
+    devices = mesh.devices.size
+    if num_runs % devices:
+        raise ValueError(f"{what} ({num_runs}) must be a multiple of the device count ({devices}) "
+                         f"so every device trains whole runs")
+
+
+def local_run_slice(mesh: Mesh, num_runs: int) -> slice:
+    """The contiguous block of runs whose shards live in this process."""
+    sharding = NamedSharding(mesh, P(AXIS))
+    starts = sorted(idx[0].start or 0 for idx in sharding.addressable_devices_indices_map((num_runs,)).values())
+    per_device = num_runs // mesh.devices.size
+    return slice(starts[0], starts[-1] + per_device)
+
+
+def put_runs(mesh: Mesh, tree, num_runs: int):
+    """Host pytree of this process's runs (leading axis) → global arrays sharded over runs."""
+    sharding = NamedSharding(mesh, P(AXIS))
+    return jax.tree.map(
+        lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a), (num_runs,) + np.shape(a)[1:]),
+        tree)
+
+
+def put_replicated(mesh: Mesh, tree):
+    sharding = NamedSharding(mesh, P())
+    return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a)), tree)
+
+
+def local_runs(tree):
+    """Global run-sharded arrays → this process's runs as host numpy arrays, in run order."""
+
+    def gather(array):
+        shards = sorted(array.addressable_shards, key=lambda s: s.index[0].start or 0)
+        unique, seen = [], set()
+        for shard in shards:
+            start = shard.index[0].start or 0
+            if start not in seen:
+                seen.add(start)
+                unique.append(np.asarray(shard.data))
+        return np.concatenate(unique)
+
+    return jax.tree.map(gather, tree)
+
+
+class ShardedPrograms:
+    """A study's compiled programs with runs sharded over `mesh`; one strategy inside a device."""
+
+    def __init__(self, spec, strategy: str, mesh: Mesh):
+        from vmaptrain import train
+
+        self.spec, self.strategy, self.mesh = spec, strategy, mesh
+        runs, shared = P(AXIS), P()
+
+        def shard(fn, in_specs, out_specs):
+            return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+
+        def init_one(run, sample):
+            init_key, order_key, aug_key, hyper, poke = run
+            return train.init_run(spec, init_key, order_key, aug_key, hyper, poke, sample)
+
+        def step_one(run, data, epoch, k):
+            state, permutation = run
+            return train.run_step(spec, state, data, permutation, epoch, k)
+
+        step_local = parallel.map_runs(step_one, strategy)
+        eval_local = parallel.map_runs(lambda state, images: train.eval_logits(spec, state, images), strategy)
+        # Init and permutations hold no convolution worth batching differently: plain vmap,
+        # which draws exactly the same random bits as one run at a time.
+        self.init = jax.jit(shard(jax.vmap(init_one, in_axes=(0, None)), (runs, shared), runs))
+        self._permutations = {}
+        self.step = jax.jit(
+            shard(lambda st, perms, data, e, k: step_local((st, perms), data, e, k),
+                  (runs, runs, shared, shared, shared), (runs, runs)),
+            donate_argnums=0)
+        self.eval = jax.jit(shard(eval_local, (runs, shared), runs))
+
+    def permutations(self, order_keys, epoch, num_examples: int):
+        if num_examples not in self._permutations:
+            from vmaptrain import train
+
+            perm = lambda keys, e: jax.vmap(train.epoch_permutation, in_axes=(0, None, None))(keys, e, num_examples)
+            self._permutations[num_examples] = jax.jit(jax.shard_map(
+                perm, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False))
+        return self._permutations[num_examples](order_keys, epoch)
+
+    def step_hlo(self, state, permutations, data, epoch, k) -> str:
+        return self.step.lower(state, permutations, data, epoch, k).compile().as_text()
+
+
+def collectives_in(hlo_text: str) -> list[str]:
+    return [op for op in COLLECTIVES if op in hlo_text]

@@ -1,0 +1,127 @@
+"""A study's workdir: claiming it, checking it holds this study, the append-only predictions
+store, and assembling the final outputs.
+
+Layout: config.json · checkpoints/group_A-B/ (orbax, while a group trains) ·
+predictions/runs_A-B.npy + runs_A-B.json (per finished block of runs; the .json is written
+last and marks the block complete) · logits.npy, labels.npy, runs.json, summary.json,
+accuracy_hist.png (assembled at the end; summary.json last).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+
+import numpy as np
+
+from vmaptrain import outputs, store
+from vmaptrain.config import StudyConfig, StudyError
+
+BLOCK = re.compile(r"runs_(\d{6})-(\d{6})\.json$")
+
+
+def check(workdir: str, config: StudyConfig, overwrite: bool) -> bool:
+    """Read-only: True if the workdir already holds this finished study.
+
+    A workdir of another study is refused (naming the differing fields) unless `overwrite`.
+    """
+    config_path = os.path.join(workdir, "config.json")
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise StudyError(f"workdir {workdir} exists and is not a directory")
+    if not os.path.exists(config_path) or overwrite:
+        return False
+    try:
+        saved = StudyConfig.from_json(store.read_json(config_path)["config"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise StudyError(f"{config_path} is not a vmaptrain config ({str(err).splitlines()[0]}); "
+                         f"use another workdir or --overwrite") from None
+    differing = config.differences(saved)
+    if differing:
+        details = ", ".join(f"{f}: saved {getattr(saved, f)!r} vs now {getattr(config, f)!r}" for f in differing)
+        raise StudyError(f"workdir {workdir} holds a different study ({details}); use another workdir or --overwrite")
+    return os.path.exists(os.path.join(workdir, "summary.json"))
+
+
+def claim(workdir: str, config: StudyConfig, overwrite: bool, is_writer: bool) -> None:
+    """Create the workdir and record the config before any training.
+
+    With `overwrite`, the previous study's files are removed first (that is what was asked).
+    """
+    try:
+        if overwrite and is_writer:
+            for name in ("checkpoints", "predictions"):
+                shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+            for name in outputs.FILES:
+                path = os.path.join(workdir, name)
+                if os.path.exists(path):
+                    os.unlink(path)
+        os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
+        if is_writer:
+            store.write_json(os.path.join(workdir, "config.json"),
+                             {"config": config.to_json(), "versions": outputs.versions()})
+    except OSError as err:
+        raise StudyError(f"cannot write to workdir {workdir}: {err.strerror or err}") from None
+
+
+def checkpoint_dir(workdir: str, start: int, end: int) -> str:
+    return os.path.join(workdir, "checkpoints", f"group_{start:06d}-{end:06d}")
+
+
+def _block_paths(workdir: str, start: int, end: int) -> tuple[str, str]:
+    stem = os.path.join(workdir, "predictions", f"runs_{start:06d}-{end:06d}")
+    return stem + ".npy", stem + ".json"
+
+
+def write_block(workdir: str, start: int, logits: np.ndarray, runs: list[dict]) -> None:
+    """Append the predictions of runs start..start+len-1 (atomic; .json marks completion)."""
+    npy, meta = _block_paths(workdir, start, start + len(runs))
+    store.write_npy(npy, logits.astype(np.float16))
+    store.write_json(meta, runs)
+
+
+def finished_runs(workdir: str) -> set[int]:
+    done = set()
+    for path in glob.glob(os.path.join(workdir, "predictions", "runs_*.json")):
+        match = BLOCK.search(path)
+        if match and os.path.exists(path[:-5] + ".npy"):
+            done.update(range(int(match.group(1)), int(match.group(2))))
+    return done
+
+
+def assemble(workdir: str, num_runs: int) -> tuple[np.ndarray, list[dict]]:
+    """All blocks → ([runs, n, k] float16 logits, runs rows) in run order."""
+    blocks = []
+    for path in glob.glob(os.path.join(workdir, "predictions", "runs_*.json")):
+        match = BLOCK.search(path)
+        if match:
+            blocks.append((int(match.group(1)), int(match.group(2)), path))
+    blocks.sort()
+    logits, runs, expected = [], [], 0
+    for start, end, path in blocks:
+        if start != expected:
+            raise StudyError(f"predictions store in {workdir} is missing runs {expected}..{start - 1}")
+        try:
+            block = np.load(path[:-5] + ".npy", allow_pickle=False)
+            rows = store.read_json(path)
+        except (OSError, ValueError) as err:
+            raise StudyError(f"predictions block {path[:-5]}.npy is unreadable ({err}); "
+                             f"delete it and rerun to retrain those runs") from None
+        if block.shape[0] != end - start or len(rows) != end - start:
+            raise StudyError(f"predictions block {path[:-5]}.npy holds {block.shape[0]} runs, "
+                             f"expected {end - start}; delete it and rerun to retrain those runs")
+        logits.append(block)
+        runs.extend(rows)
+        expected = end
+    if expected != num_runs:
+        raise StudyError(f"predictions store in {workdir} holds {expected} of {num_runs} runs")
+    return np.concatenate(logits), runs
+
+
+def load_logits(workdir: str) -> np.ndarray:
+    path = os.path.join(workdir, "logits.npy")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise StudyError(f"{path} is unreadable ({err}); rerun with --overwrite") from None
