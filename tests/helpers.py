@@ -1,0 +1,93 @@
+"""Running the train_seeds binary as a user would: a subprocess, or in-process for speed."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from contextlib import redirect_stderr, redirect_stdout
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(REPO, "experiments", "train_seeds.py")
+# A resumable study small enough for tests: digits, half-width CNN, two groups.
+STUDY_FLAGS = ["--num_seeds=4", "--group_size=2", "--epochs=3", "--batch_size=32", "--width=0.5",
+               "--checkpoint_every_steps=4"]
+
+
+def env(devices: int = 1, **extra) -> dict:
+    variables = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    variables["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    variables.update(extra)
+    return variables
+
+
+def start(args, devices: int = 1, **extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, BINARY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env(devices, **extra), cwd=REPO)
+
+
+def run(args, devices: int = 1, timeout: float = 600, **extra) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, BINARY, *args], capture_output=True, text=True,
+                          env=env(devices, **extra), cwd=REPO, timeout=timeout)
+
+
+def wait_for_checkpoint(workdir: str, proc: subprocess.Popen, timeout: float = 300) -> bool:
+    """Poll until a finished orbax step directory exists under workdir/checkpoints."""
+    deadline = time.time() + timeout
+    root = os.path.join(workdir, "checkpoints")
+    while time.time() < deadline and proc.poll() is None:
+        for dirpath, dirnames, _ in os.walk(root):
+            if any(d.isdigit() for d in dirnames):
+                return True
+        time.sleep(0.01)
+    return False
+
+
+def run_in_process(args) -> tuple[int, str, str]:
+    """The binary's main() in this process (flags re-parsed); returns (exit code, stdout, stderr)."""
+    from absl import flags
+
+    if REPO not in sys.path:
+        sys.path.insert(0, REPO)
+    import importlib
+
+    module = importlib.import_module("experiments.train_seeds")
+    flags.FLAGS.unparse_flags()
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            argv = flags.FLAGS(["train_seeds", *args])
+            module.main(argv)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_python(code: str, devices: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(devices),
+                          cwd=REPO, timeout=timeout)
+
+
+def example_step_hlo(num_runs: int | None = None) -> str:
+    """Compiled HLO of a small digits study's training step over all devices (for audits)."""
+    import numpy as np
+
+    from vmaptrain import distributed, study
+    from vmaptrain.config import StudyConfig
+    from vmaptrain.data import load_dataset
+
+    mesh = distributed.seed_mesh()
+    runs = num_runs or 2 * mesh.devices.size
+    config = StudyConfig(dataset="digits", width=0.5, num_seeds=runs, epochs=1)
+    data = load_dataset("digits")
+    spec = study.build_spec(config, data)
+    programs = study.programs_for(spec, config.strategy, tuple(mesh.devices.flat))
+    _, inputs = study.run_inputs(config, list(range(runs)))
+    sample = np.zeros((1,) + data.x_train.shape[1:], np.float32)
+    state = programs.init(distributed.put_runs(mesh, inputs, runs), sample)
+    dev = distributed.put_replicated(mesh, study.device_data(data))
+    perms = programs.permutations(state.order_key, np.int32(0), len(data.y_train))
+    return programs.step_hlo(state, perms, dev, np.int32(0), np.int32(0))
