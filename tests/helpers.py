@@ -53,14 +53,15 @@ def run_in_process(args) -> tuple[int, str, str]:
         sys.path.insert(0, REPO)
     import importlib
 
+    from vmaptrain import cli
+
     module = importlib.import_module("experiments.train_seeds")
     flags.FLAGS.unparse_flags()
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with redirect_stdout(out), redirect_stderr(err):
         try:
-            argv = flags.FLAGS(["train_seeds", *args])
-            module.main(argv)
+            module.main(cli.parse_flags(["train_seeds", *args]))
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
     return code, out.getvalue(), err.getvalue()

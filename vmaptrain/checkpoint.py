@@ -53,7 +53,8 @@ class GroupCheckpoints:
         except Exception as err:  # orbax raises many types for a damaged directory
             raise CheckpointError(f"checkpoint {self.directory}/{step} cannot be restored "
                                   f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                                  f"rerun with --overwrite to start the study again") from None
+                                  f"delete that step directory to resume from an earlier checkpoint, or rerun with --overwrite "
+                                  f"to start the study again") from None
         state = serialization.from_state_dict(target_state, restored["state"])
         return state, dict(restored["progress"])
 

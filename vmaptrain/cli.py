@@ -115,6 +115,14 @@ def train_seeds(values) -> None:
                                          "accuracy_min", "accuracy_max")}))
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser with the binaries' error contract: one 'error: …' line, exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        fail(f"{str(err).rstrip('.')} (see --helpshort)")
+
+
 def reject_extra_args(argv) -> None:
     if len(argv) > 1:
         fail(f"unexpected positional arguments: {' '.join(argv[1:])}")

@@ -24,9 +24,14 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
     """Join a multi-process study (flags or JAX_COORDINATOR_ADDRESS/… env vars). No-op alone."""
     coordinator = coordinator or os.environ.get("VMAPTRAIN_COORDINATOR")
     if not coordinator:
+        if (num_processes or 1) != 1 or (process_id or 0) != 0:
+            raise ValueError("a process count or id was given without a coordinator address "
+                             "(--coordinator_address or VMAPTRAIN_COORDINATOR)")
         return
     num_processes = num_processes if num_processes is not None else int(os.environ["VMAPTRAIN_NUM_PROCESSES"])
     process_id = process_id if process_id is not None else int(os.environ["VMAPTRAIN_PROCESS_ID"])
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+        raise ValueError(f"process id {process_id} is not in 0..{num_processes - 1}")
     if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS", "") == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,

@@ -354,6 +354,11 @@ def summarize(logits: np.ndarray, labels: np.ndarray, runs: list[dict]) -> dict:
 def load_result(workdir: str) -> StudyResult:
     """Read a finished workdir back."""
     logits = workdirs.load_logits(workdir).astype(np.float32)
-    labels = np.load(os.path.join(workdir, "labels.npy"), allow_pickle=False)
-    return StudyResult(logits=logits, labels=labels, runs=store.read_json(os.path.join(workdir, "runs.json")),
-                       summary=store.read_json(os.path.join(workdir, "summary.json")))
+    try:
+        labels = np.load(os.path.join(workdir, "labels.npy"), allow_pickle=False)
+        runs = store.read_json(os.path.join(workdir, "runs.json"))
+        summary = store.read_json(os.path.join(workdir, "summary.json"))
+    except (OSError, ValueError) as err:
+        raise StudyError(f"finished workdir {workdir} is damaged ({err}); delete summary.json and rerun to "
+                         f"reassemble the outputs from predictions/") from None
+    return StudyResult(logits=logits, labels=labels, runs=runs, summary=summary)

@@ -82,12 +82,30 @@ def write_block(workdir: str, start: int, logits: np.ndarray, runs: list[dict]) 
 
 
 def finished_runs(workdir: str) -> set[int]:
+    """Runs whose predictions block is complete; a damaged block stops the study before training."""
     done = set()
     for path in glob.glob(os.path.join(workdir, "predictions", "runs_*.json")):
         match = BLOCK.search(path)
         if match and os.path.exists(path[:-5] + ".npy"):
-            done.update(range(int(match.group(1)), int(match.group(2))))
+            start, end = int(match.group(1)), int(match.group(2))
+            _check_block(path, end - start)
+            done.update(range(start, end))
     return done
+
+
+def _check_block(meta_path: str, num_runs: int) -> None:
+    npy = meta_path[:-5] + ".npy"
+    try:
+        block = np.load(npy, mmap_mode="r", allow_pickle=False)
+        rows = store.read_json(meta_path)
+        intact = block.shape[0] == num_runs == len(rows)
+    except (OSError, ValueError) as err:
+        intact, reason = False, str(err)
+    else:
+        reason = f"holds {block.shape[0]} runs, expected {num_runs}"
+    if not intact:
+        raise StudyError(f"predictions block {npy} is damaged ({reason}); delete it and its .json and rerun "
+                         f"to retrain those runs")
 
 
 def assemble(workdir: str, num_runs: int) -> tuple[np.ndarray, list[dict]]:
@@ -124,4 +142,5 @@ def load_logits(workdir: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise StudyError(f"{path} is unreadable ({err}); rerun with --overwrite") from None
+        raise StudyError(f"{path} is unreadable ({err}); delete it and summary.json and rerun to reassemble "
+                         f"it from predictions/") from None
