@@ -92,3 +92,34 @@ def example_step_hlo(num_runs: int | None = None) -> str:
     dev = distributed.put_replicated(mesh, study.device_data(data))
     perms = programs.permutations(state.order_key, np.int32(0), len(data.y_train))
     return programs.step_hlo(state, perms, dev, np.int32(0), np.int32(0))
+
+
+_RUN_MAINS = """
+import contextlib, importlib, io, json, sys
+from absl import flags
+from vmaptrain import cli
+results = []
+for module_name, args in json.loads(sys.argv[1]):
+    module = importlib.import_module(module_name)
+    flags.FLAGS.unparse_flags()
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            module.main(cli.parse_flags([module_name, *args]))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    results.append([code, out.getvalue(), err.getvalue()])
+print("RESULTS" + json.dumps(results))
+"""
+
+
+def run_mains(calls: list[tuple[str, list[str]]], timeout: float = 900) -> list[tuple[int, str, str]]:
+    """Several binaries' main() in one fresh process (one flag namespace each time, shared
+    compilations); returns (exit code, stdout, stderr) per call."""
+    import json
+
+    proc = subprocess.run([sys.executable, "-c", _RUN_MAINS, json.dumps(calls)], capture_output=True, text=True,
+                          env=env(), cwd=REPO, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return [tuple(r) for r in json.loads(lines[-1][len("RESULTS"):])]

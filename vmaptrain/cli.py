@@ -66,7 +66,9 @@ def define_study_flags() -> None:
     flags.DEFINE_float("poke_factor", defaults.poke_factor, "Factor the poked weight is multiplied by.")
     flags.DEFINE_string("poke_param", None, "Parameter path to poke, e.g. conv0/kernel (default: the first).")
     flags.DEFINE_string("poke_index", str(defaults.poke_index), "Flat index of the poked weight, or one per run.")
-    flags.DEFINE_string("strategy", defaults.strategy, "How runs are batched: vmap | unrolled | chunk:K")
+    flags.DEFINE_string("strategy", defaults.strategy, "How runs are batched: auto (time candidates, cache the fastest) | "
+                        "vmap | unrolled | serial | chunk:K | map[:K], optionally +direct, +perrun|+bmm, +bf16 "
+                        "(see vmaptrain/parallel.py)")
     flags.DEFINE_integer("group_size", defaults.group_size, "Train runs in groups of this size (0 = all at once).")
     flags.DEFINE_integer("eval_batch_size", defaults.eval_batch_size, "Test examples per evaluation batch.")
     flags.DEFINE_integer("checkpoint_every_steps", defaults.checkpoint_every_steps,
@@ -151,3 +153,36 @@ def run_or_exit(action) -> None:
         sys.exit(143)  # 128 + SIGTERM, as a shell reports a terminated job
     except OSError as err:  # disk full, permissions, … while writing outputs
         fail(f"{err.strerror or err}{': ' + err.filename if getattr(err, 'filename', None) else ''}")
+
+
+def define_figure_flags() -> None:
+    """Flags of the figure binaries (experiments/<figure>.py); defined once per process."""
+    if "scale" in flags.FLAGS:
+        return
+    flags.DEFINE_string("workdir", None, "Where the figure's studies, report.json and PNGs go (resumable).")
+    flags.DEFINE_string("scale", "smoke", "smoke (seconds, tests) | cpu (minutes on 2 cores) | paper (GPU)")
+    flags.DEFINE_string("dataset", None, "Override the scale's dataset.")
+    flags.DEFINE_integer("num_seeds", None, "Override the scale's runs per study.")
+    flags.DEFINE_float("width", None, "Override the scale's width multiplier.")
+    flags.DEFINE_string("studies_dir", None, "Where the studies go (default: the workdir); figures given the same "
+                        "directory share identical studies.")
+    flags.mark_flag_as_required("workdir")
+
+
+def run_figure(name: str, values) -> None:
+    from vmaptrain import replicate
+
+    scale = replicate.scale_named(values.scale).with_changes(
+        dataset=values.dataset, num_seeds=values.num_seeds, width=values.width)
+    report = replicate.run_figure(name, values.workdir, scale, studies=values.studies_dir)
+    print(f"{name} ({scale.name} scale): report.json and {', '.join(report['figures'])} in {values.workdir}")
+
+
+def figure_main(name: str):
+    """The whole main() of a figure binary."""
+
+    def main(argv):
+        reject_extra_args(argv)
+        run_or_exit(lambda: run_figure(name, flags.FLAGS))
+
+    return main
