@@ -117,3 +117,16 @@ def test_bad_scale_and_foreign_workdir_are_refused(figures):
                                     (other_figure, "holds another figure or scale (differs in figure)"),
                                     (other_scale, "holds another figure or scale (differs in scale.num_seeds)")]:
         assert code == 2 and len(err.strip().splitlines()) == 1 and pattern in err, err
+
+
+def test_augmentation(figures):
+    report = figures[1]["augmentation"]
+    plain, reduced = report["arms"]
+    assert plain["fraction"] == 1.0 and reduced["fraction"] == 0.5
+    assert report["augmentation"] == {"flip": "none", "translate": 1, "cutout": 0}
+    check_accuracy_row(plain, SMOKE.num_seeds)
+    check_accuracy_row(reduced, SMOKE.num_seeds)
+    expected = (plain["accuracy_std"] / reduced["accuracy_std"]) ** 2
+    assert report["variance_ratio_no_aug_over_matched"] == pytest.approx(expected)
+    subset = np.load(figures[0] / "studies" / "train_subset_0.500.npz")
+    assert len(subset["y_train"]) == round(0.5 * 1433) and len(subset["y_test"]) == 364
