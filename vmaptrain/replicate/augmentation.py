@@ -48,8 +48,9 @@ def subset_file(studies: str, dataset: str, fraction: float, data_dir=None, manu
 def run(workdir: str, scale, progress: bool = True, studies: str | None = None) -> dict:
     studies = studies or workdir
     base = scale.config()
-    plain = study_numbers(run_study(studies, f"epochs_{scale.long_epochs:04d}_no_aug",
-                                    scale.config(**NO_AUGMENTATION), progress), scale.long_epochs)
+    config = scale.config(**NO_AUGMENTATION)
+    name = f"epochs_{scale.long_epochs:04d}" + ("" if config == base else "_no_aug")  # the sweep's, if equal
+    plain = study_numbers(run_study(studies, name, config, progress), scale.long_epochs)
     plain.update(arm="no augmentation, all data", fraction=1.0)
     arms = [plain]
     for fraction in FRACTIONS.get(scale.name, (0.2,)):

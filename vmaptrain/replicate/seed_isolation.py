@@ -20,7 +20,8 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
     for epochs in lengths:
         for source in SOURCES:
             config = scale.config(epochs=epochs, vary=source)
-            numbers = study_numbers(run_study(studies, f"epochs_{epochs:04d}_vary_{source}", config, progress), epochs)
+            name = f"epochs_{epochs:04d}" + ("" if source == "all" else f"_vary_{source}")  # "all": the sweep's
+            numbers = study_numbers(run_study(studies, name, config, progress), epochs)
             numbers["vary"] = source
             rows.append(numbers)
     for row in rows:
