@@ -269,7 +269,12 @@ class SeedStudy:
             raise StudyError(str(err)) from None
         if workdir is not None:  # only a study that can start claims its workdir
             workdirs.claim(workdir, config, overwrite, writer)
-        programs = programs_for(spec, config.strategy, tuple(mesh.devices.flat))
+        strategy = config.strategy
+        if strategy == "auto":
+            from vmaptrain import autotune
+
+            strategy = autotune.resolve(config, spec, data, tuple(mesh.devices.flat), group)
+        programs = programs_for(spec, strategy, tuple(mesh.devices.flat))
         dev = distributed.put_replicated(mesh, device_data(data))
         finished = workdirs.finished_runs(workdir) if workdir is not None else set()
         meter = Progress(config.num_seeds, config.epochs) if progress and writer else None

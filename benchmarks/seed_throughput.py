@@ -1,0 +1,237 @@
+"""Seed-parallel training throughput on this machine: vmaptrain vs the obvious alternatives.
+
+For S runs of one model (default: the reference net, small_cnn width 1, batch 256 of 28×28×1,
+S = 8), measured in one process, round by round interleaved so that load from other processes
+hits every variant alike:
+
+  (a) vmaptrain, strategy "auto" (candidates timed and cached by vmaptrain.autotune)
+  (b) naive `jax.vmap` of the per-run step (vmaptrain's "vmap" strategy: jit(vmap(step)))
+  (c) a Python loop of single-run jitted JAX steps, S calls per round
+  (d) PyTorch eager, the S trainings one after another (benchmarks/torch_reference.py)
+
+Model-steps/s = S / (median seconds per round). `--study` adds a whole-study figure: wall time
+of S runs × E epochs of Fashion-MNIST (training + test evaluation, compile included for JAX) vs
+the same in PyTorch eager. `--registry` repeats (a)-(c) for every registry model at small size.
+
+    PYTHONPATH=. python benchmarks/seed_throughput.py --study --registry
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from vmaptrain import autotune, distributed, parallel, study, train  # noqa: E402
+from vmaptrain.config import StudyConfig  # noqa: E402
+from vmaptrain.data import load_dataset  # noqa: E402
+
+FASHION = "idx:/usr/share/datasets/fashion-mnist"
+# Small sizes of every registry model for the "never slower than the loop" check.
+TORCH = "pytorch eager, runs one after another (own process)"
+REGISTRY_SIZES = {"small_cnn": (0.5, 128), "resnet14_sd": (0.25, 128), "resnet9_paper": (0.125, 128)}
+
+
+def jax_loop_stepper(config, spec, data, num_runs: int):
+    """(c): one jitted single-run step, called once per run (S dispatches per round)."""
+    _, inputs = study.run_inputs(config, list(range(num_runs)))
+    sample = jnp.zeros((1,) + data.x_train.shape[1:], jnp.float32)
+    init = jax.jit(lambda run: train.init_run(spec, *run, sample))
+    states = [init(parallel.unstack(inputs, r)) for r in range(num_runs)]
+    dev = jax.tree.map(jnp.asarray, study.device_data(data))
+    perms = [train.epoch_permutation(s.order_key, 0, len(data.y_train)) for s in states]
+    step = jax.jit(lambda s, p, k: train.run_step(spec, s, dev, p, 0, k), donate_argnums=0)
+    counter = [0]
+
+    def round_():
+        k = np.int32(counter[0] % spec.steps_per_epoch)
+        counter[0] += 1
+        for r in range(num_runs):
+            states[r], metrics = step(states[r], perms[r], k)
+        return metrics["loss"]
+
+    return round_
+
+
+class TorchWorker:
+    """(d) in a separate process (torch_reference.worker): S PyTorch trainings one after another.
+    Only one of the two processes computes at any time; the other waits on a pipe."""
+
+    def __init__(self, num_runs: int, batch: int, shape, threads: int | None):
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "torch_reference.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if num_runs is not None:
+            h, w, c = shape
+            self.info = self._ask({"setup": {"num_runs": num_runs, "batch": batch, "shape": [c, h, w],
+                                             "threads": threads}})
+
+    def _ask(self, command: dict) -> dict:
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def rounds(self, n: int) -> list[float]:
+        return self._ask({"rounds": n})["seconds"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def interleaved(fns: dict, rounds: int, torch_workers: dict, per_block: int = 2) -> dict:
+    """Median seconds per round of each zero-argument JAX function (after two warm-up calls
+    each) and of each torch worker; the JAX variants alternate round by round, each torch
+    worker runs `per_block` rounds between blocks of JAX rounds."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())
+        jax.block_until_ready(fn())
+    samples = {name: [] for name in list(fns) + list(torch_workers)}
+    for worker in torch_workers.values():
+        worker.rounds(2)  # warm-up
+    while min(len(v) for v in samples.values()) < rounds:
+        for _ in range(per_block):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                jax.block_until_ready(fn())
+                samples[name].append(time.perf_counter() - start)
+        for name, worker in torch_workers.items():
+            samples[name] += worker.rounds(per_block)
+    return {name: {"median_s": statistics.median(v), "min_s": min(v), "samples_s": v} for name, v in samples.items()}
+
+
+def throughput(config, data, num_runs: int, rounds: int, with_torch: bool, torch_threads: int | None,
+               log) -> dict:
+    spec = study.build_spec(config, data)
+    devices = tuple(distributed.seed_mesh().devices.flat)
+    t0 = time.perf_counter()
+    chosen = autotune.resolve(config, spec, data, devices, num_runs)
+    tune_s = time.perf_counter() - t0
+    fns = {
+        f"vmaptrain auto ({chosen})": autotune.study_stepper(config, spec, data, devices, chosen, num_runs),
+        "naive jax.vmap": autotune.study_stepper(config, spec, data, devices, "vmap", num_runs),
+        "loop of single-run jax steps": jax_loop_stepper(config, spec, data, num_runs),
+    }
+    workers = {}
+    if with_torch:  # torch's default thread count, and 1 thread (robust when other processes load the cores)
+        for threads in dict.fromkeys([torch_threads, 1]):
+            label = f"{TORCH}, {threads or 'default'} thread(s)"
+            workers[label] = TorchWorker(num_runs, config.batch_size, data.x_train.shape[1:], threads)
+    try:
+        timed = interleaved(fns, rounds, workers)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    for name, t in timed.items():
+        t["model_steps_per_s"] = num_runs / t["median_s"]
+        t["ms_per_model_step"] = 1000 * t["median_s"] / num_runs
+    auto = next(k for k in timed if k.startswith("vmaptrain auto"))
+    ratios = {f"auto / {k}": timed[auto]["model_steps_per_s"] / timed[k]["model_steps_per_s"]
+              for k in timed if k != auto}
+    best_torch = max((k for k in timed if k.startswith(TORCH)), key=lambda k: timed[k]["model_steps_per_s"],
+                     default=None)
+    if best_torch is not None:
+        ratios["auto / best pytorch"] = ratios[f"auto / {best_torch}"]
+    for name, t in timed.items():
+        log(f"  {name:60s} {t['model_steps_per_s']:7.2f} model-steps/s  ({t['ms_per_model_step']:.1f} ms per model-step)")
+    for name, r in ratios.items():
+        log(f"  ratio {name:70s} {r:.2f}×")
+    return {"model": config.model, "width": config.width, "batch_size": config.batch_size,
+            "image_shape": list(data.x_train.shape[1:]), "num_runs": num_runs, "auto_choice": chosen,
+            "autotune_s": tune_s, "autotune_cache": autotune.cache_path(), "variants": timed, "ratios": ratios,
+            "best_torch": best_torch}
+
+
+def whole_study(dataset: str, num_runs: int, epochs: int, batch: int, strategy: str, torch_threads, log) -> dict:
+    config = StudyConfig(dataset=dataset, model="small_cnn", width=1.0, num_seeds=num_runs, epochs=epochs,
+                         batch_size=batch, strategy=strategy)
+    start = time.perf_counter()
+    result = study.SeedStudy(config).run(progress=False)
+    jax_s = time.perf_counter() - start
+    jax_acc = [r["test_accuracy"] for r in result.runs]
+    log(f"  vmaptrain ({strategy}): {jax_s:.1f} s incl. compile, mean test accuracy {np.mean(jax_acc):.4f}")
+    worker = TorchWorker(None, None, None, None)
+    try:
+        torch_out = worker._ask({"study": {"dataset": dataset, "num_runs": num_runs, "epochs": epochs,
+                                           "batch": batch, "threads": torch_threads}})
+    finally:
+        worker.close()
+    log(f"  pytorch eager ({torch_out['threads']} threads): {torch_out['wall_s']:.1f} s, "
+        f"mean test accuracy {np.mean(torch_out['accuracies']):.4f}")
+    log(f"  ratio torch / vmaptrain wall time: {torch_out['wall_s'] / jax_s:.2f}×")
+    return {"dataset": dataset, "runs": num_runs, "epochs": epochs, "batch_size": batch, "strategy": strategy,
+            "vmaptrain_wall_s": jax_s, "vmaptrain_accuracies": jax_acc, "torch_threads": torch_out["threads"],
+            "torch_wall_s": torch_out["wall_s"], "torch_accuracies": torch_out["accuracies"],
+            "speedup_vs_torch": torch_out["wall_s"] / jax_s}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default=FASHION, help="vmaptrain dataset string (28×28×1 for the reference net)")
+    parser.add_argument("--num_seeds", type=int, default=8)
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=6, help="timed rounds per variant (median reported)")
+    parser.add_argument("--no_torch", action="store_true", help="skip the PyTorch variants")
+    parser.add_argument("--torch_threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--study", action="store_true", help="also time a whole study vs PyTorch")
+    parser.add_argument("--study_epochs", type=int, default=1)
+    parser.add_argument("--registry", action="store_true", help="also check every registry model at small size")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "seed_throughput_cpu.json"))
+    args = parser.parse_args(argv)
+    log = lambda message: print(message, flush=True)
+
+    data = load_dataset(args.dataset)
+    report = {"command": " ".join(["python"] + sys.argv), "jax": jax.__version__,
+              "device": jax.devices()[0].device_kind, "platform": platform.platform(),
+              "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()}
+    try:
+        import torch
+        report["torch"] = torch.__version__
+        report["torch_threads"] = args.torch_threads or torch.get_num_threads()
+    except ImportError:
+        args.no_torch = True
+    log(f"reference net: small_cnn width {args.width}, batch {args.batch_size} of "
+        f"{'×'.join(map(str, data.x_train.shape[1:]))}, S = {args.num_seeds}")
+    config = StudyConfig(dataset=args.dataset, model="small_cnn", width=args.width, num_seeds=args.num_seeds,
+                         epochs=1, batch_size=args.batch_size)
+    report["reference"] = throughput(config, data, args.num_seeds, args.rounds, not args.no_torch,
+                                     args.torch_threads, log)
+    if args.registry:
+        report["registry"] = []
+        for model, (width, batch) in REGISTRY_SIZES.items():
+            log(f"{model} width {width}, batch {batch}, S = {args.num_seeds}")
+            config = StudyConfig(dataset=args.dataset, model=model, width=width, num_seeds=args.num_seeds,
+                                 epochs=1, batch_size=batch)
+            report["registry"].append(throughput(config, data, args.num_seeds, max(3, args.rounds // 2),
+                                                 False, None, log))
+    if args.study and not args.no_torch:
+        log(f"whole study: {args.num_seeds} runs × {args.study_epochs} epoch(s) of {args.dataset}")
+        best = report["reference"]["best_torch"] or ""
+        threads = 1 if best.endswith(", 1 thread(s)") else args.torch_threads
+        report["study"] = whole_study(args.dataset, args.num_seeds, args.study_epochs, args.batch_size,
+                                      report["reference"]["auto_choice"], threads, log)
+    report["load_average_end"] = os.getloadavg()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1)
+    log(f"wrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The reference net (cpu-measurements.md) and its training loop in PyTorch eager, for comparison.
+
+Mirrors `vmaptrain.models.SmallCNN` + vmaptrain's nesterov optimizer: conv3×3 (no bias) → BN →
+GELU (tanh form, as flax's `nn.gelu`) → 2×2 max-pool, three times (16/32/64 channels), global
+max, dense; SGD with Nesterov momentum 0.9 and coupled weight decay; channels_last on CPU.
+PyTorch is an optional extra: importing this module needs `torch`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class ReferenceNet(nn.Module):
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: float = 1.0):
+        super().__init__()
+        layers, channels = [], in_channels
+        for out in (16, 32, 64):
+            out = max(1, int(round(out * width)))
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
+                       nn.GELU(approximate="tanh"), nn.MaxPool2d(2)]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        x = self.features(x)
+        return self.head(torch.amax(x, dim=(2, 3)))
+
+
+def make_run(seed: int, in_channels: int = 1, lr: float = 0.05, wd: float = 5e-4, momentum: float = 0.9):
+    torch.manual_seed(seed)
+    model = ReferenceNet(in_channels).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=wd)
+    return model, optimizer
+
+
+def train_step(model, optimizer, images, labels):
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = nn.functional.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def time_steps(num_runs: int, steps: int, batch: int = 256, shape=(1, 28, 28), warmup: int = 2) -> list[float]:
+    """Seconds per model-step of `num_runs` trainings run one after another (each its own model
+    and batches), one figure per timed step of each run; the batches are made up in advance."""
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn((batch * 4,) + tuple(shape), generator=gen).to(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (batch * 4,), generator=gen)
+    times = []
+    for run in range(num_runs):
+        model, optimizer = make_run(run, shape[0])
+        for i in range(warmup + steps):
+            j = (i % 4) * batch
+            start = time.perf_counter()
+            train_step(model, optimizer, images[j:j + batch], labels[j:j + batch])
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return times
+
+
+def train_study(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                num_runs: int, epochs: int, batch: int, mean: float, std: float) -> dict:
+    """`num_runs` full trainings one after another (own init and data order), then each run's
+    test accuracy; the wall time covers batching, normalisation, training and evaluation."""
+    start = time.perf_counter()
+    train = torch.from_numpy(x_train).permute(0, 3, 1, 2).contiguous()
+    test = torch.from_numpy(x_test).permute(0, 3, 1, 2).contiguous()
+    targets, test_targets = torch.from_numpy(y_train).long(), torch.from_numpy(y_test).long()
+    steps = len(x_train) // batch
+    accuracies = []
+    for run in range(num_runs):
+        model, optimizer = make_run(run, train.shape[1])
+        gen = torch.Generator().manual_seed(1000 + run)
+        for _ in range(epochs):
+            order = torch.randperm(len(train), generator=gen)
+            for k in range(steps):
+                idx = order[k * batch:(k + 1) * batch]
+                images = ((train[idx].float() - mean) / std).contiguous(memory_format=torch.channels_last)
+                train_step(model, optimizer, images, targets[idx])
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for k in range(0, len(test), 1000):
+                images = ((test[k:k + 1000].float() - mean) / std).contiguous(memory_format=torch.channels_last)
+                correct += int((model(images).argmax(-1) == test_targets[k:k + 1000]).sum())
+        accuracies.append(correct / len(test))
+    return {"wall_s": time.perf_counter() - start, "accuracies": accuracies}
+
+
+class SequentialRounds:
+    """`num_runs` trainings that each take one step per `round()`, one after another."""
+
+    def __init__(self, num_runs: int, batch: int, shape, threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        gen = torch.Generator().manual_seed(0)
+        c, h, w = shape
+        self.batch = batch
+        self.images = torch.randn((4 * batch, c, h, w), generator=gen).contiguous(memory_format=torch.channels_last)
+        self.labels = torch.randint(0, 10, (4 * batch,), generator=gen)
+        self.runs = [make_run(r, c) for r in range(num_runs)]
+        self.count = 0
+
+    def round(self) -> float:
+        j = (self.count % 4) * self.batch
+        self.count += 1
+        start = time.perf_counter()
+        for model, optimizer in self.runs:
+            train_step(model, optimizer, self.images[j:j + self.batch], self.labels[j:j + self.batch])
+        return time.perf_counter() - start
+
+
+def study_from_dataset(dataset: str, num_runs: int, epochs: int, batch: int, threads: int | None = None) -> dict:
+    """`train_study` on a vmaptrain dataset string (loaded with vmaptrain's loaders)."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from vmaptrain.data import load_dataset
+
+    if threads:
+        torch.set_num_threads(threads)
+    data = load_dataset(dataset)
+    out = train_study(data.x_train, data.y_train.astype(np.int64), data.x_test, data.y_test.astype(np.int64),
+                      num_runs, epochs, batch, float(np.mean(data.mean)), float(np.mean(data.std)))
+    out["threads"] = torch.get_num_threads()
+    return out
+
+
+def worker() -> None:
+    """Line-oriented JSON worker, so a JAX benchmark can time PyTorch in its own process: JAX's
+    and PyTorch's spinning thread pools in one process slow each other down several-fold on 2
+    cores. Commands: {"setup": {...SequentialRounds kwargs}}, {"rounds": n} → list of seconds."""
+    import json
+    import sys
+
+    rounds = None
+    for line in sys.stdin:
+        command = json.loads(line)
+        if "setup" in command:
+            rounds = SequentialRounds(**command["setup"])
+            reply = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+        elif "study" in command:
+            reply = study_from_dataset(**command["study"])
+        else:
+            reply = {"seconds": [rounds.round() for _ in range(command["rounds"])]}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    worker()
