@@ -221,6 +221,10 @@ def run(workdir: str, scale_name: str = "smoke", *, overrides: dict | None = Non
         else:
             report["instability"] = analyse_instability(scale, StudyConfig(**{**base, "width": widths[0]}))
             store.write_json(cache, report["instability"])
+    try:
+        os.makedirs(figures_dir or workdir, exist_ok=True)
+    except OSError as err:
+        raise ConnectivityError(f"cannot create the figures directory {figures_dir}: {err.strerror or err}") from None
     for name, png in plots.figures(report).items():
         store.write_bytes(os.path.join(figures_dir or workdir, name), png)
     store.write_json(report_path, report)
