@@ -34,7 +34,6 @@ other forms agree to float rounding (tests/test_parallel.py, tests/test_strategi
 
 from __future__ import annotations
 
-import functools
 import re
 
 import jax
@@ -140,43 +139,3 @@ def stack(trees):
 def unstack(tree, index: int):
     """Run `index` of a stacked pytree."""
     return jax.tree.map(lambda a: a[index], tree)
-
-
-class StackedPrograms:
-    """The jitted programs of a study over stacked runs, compiled once per (spec, strategy)."""
-
-    def __init__(self, spec, strategy: str):
-        from vmaptrain import train  # local: parallel is importable without flax/optax users
-
-        self.spec = spec
-        self.strategy = validate_strategy(strategy)
-        parse(strategy)
-
-        def init_one(run, sample):
-            init_key, order_key, aug_key, hyper, poke = run
-            return train.init_run(spec, init_key, order_key, aug_key, hyper, poke, sample)
-
-        def step_one(run, data, epoch, step_in_epoch):
-            state, permutation = run
-            return train.run_step(spec, state, data, permutation, epoch, step_in_epoch)
-
-        def eval_one(state, images):
-            return train.eval_logits(spec, state, images)
-
-        # Init and permutations hold no convolution worth batching differently: plain vmap,
-        # which draws exactly the same random bits as one run at a time.
-        self.init = jax.jit(jax.vmap(init_one, in_axes=(0, None)))
-        self.permutations = jax.jit(
-            jax.vmap(train.epoch_permutation, in_axes=(0, None, None)), static_argnums=2)
-        step_all = map_runs(step_one, strategy)
-        # Only the state is donated: the epoch's permutations are reused by every step.
-        self.step = jax.jit(
-            lambda state, permutations, data, epoch, k: step_all((state, permutations), data, epoch, k),
-            donate_argnums=0)
-        self.eval = jax.jit(map_runs(eval_one, strategy))
-
-
-@functools.lru_cache(maxsize=32)
-def programs_for(spec, strategy: str) -> StackedPrograms:
-    """Shared compiled programs: studies with the same spec and strategy reuse one compilation."""
-    return StackedPrograms(spec, strategy)

@@ -38,5 +38,9 @@ def write_npy(path: str, array: np.ndarray) -> None:
     _atomic(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
+def write_npz(path: str, **arrays: np.ndarray) -> None:
+    _atomic(path, lambda handle: np.savez(handle, **arrays))
+
+
 def write_bytes(path: str, data: bytes) -> None:
     _atomic(path, lambda handle: handle.write(data))

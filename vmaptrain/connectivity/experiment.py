@@ -9,7 +9,6 @@ and a workdir holding it is returned as is.
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 
 import jax
@@ -66,9 +65,7 @@ SCALES = {
 
 def _save_variables(path: str, variables) -> None:
     flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_flatten_with_path(variables)[0]}
-    buffer = io.BytesIO()
-    np.savez(buffer, **flat)
-    store.write_bytes(path, buffer.getvalue())
+    store.write_npz(path, **flat)
 
 
 def _load_variables(path: str, like):

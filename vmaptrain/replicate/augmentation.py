@@ -36,12 +36,8 @@ def subset_file(studies: str, dataset: str, fraction: float, data_dir=None, manu
         data = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
         keep = np.sort(np.random.default_rng(0).permutation(len(data.y_train))[:int(round(fraction * len(data.y_train)))])
         os.makedirs(os.path.dirname(path), exist_ok=True)
-
-        def write(handle):
-            np.savez(handle, x_train=data.x_train[keep], y_train=data.y_train[keep], x_test=data.x_test,
-                     y_test=data.y_test)
-
-        store._atomic(path, write)
+        store.write_npz(path, x_train=data.x_train[keep], y_train=data.y_train[keep], x_test=data.x_test,
+                        y_test=data.y_test)
     return path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vmaptrain.replicate.common import write_report
+from vmaptrain.replicate.common import predictions, write_report
 from vmaptrain.replicate.sweeps import duration_studies
 
 PAPER = {"split_half_corr_predicted": {"4": 0.73, "64": 0.027}, "top_quarter_gain_64": 0.0002,
@@ -19,7 +19,7 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
         est = result.summary.get("estimators") or {}
         rows.append({"epochs": epochs, "split_half_corr": est.get("split_half_corr"),
                      "top_quarter_gain": est.get("top_quarter_gain"), "accuracy_std": est.get("accuracy_std")})
-        correct = np.asarray(result.logits).argmax(-1) == np.asarray(result.labels)[None]
+        correct = predictions(result) == np.asarray(result.labels)[None]  # finished runs, as the estimators
         halves[epochs] = (correct[:, 0::2].mean(1), correct[:, 1::2].mean(1))
 
     def correlation(fig):
