@@ -1,5 +1,5 @@
-"""Seed-study throughput on one GPU: runs/hour and MFU for the paper's ResNet-9 and an
-airbench94-class configuration, for several numbers of stacked runs S.
+"""Seed-study throughput on one GPU: runs/hour and MFU for the paper's ResNet-9 and the
+airbench94 recipe, for several numbers of stacked runs S.
 
 For each configuration and S: resolve the strategy (default "auto": candidates timed and
 cached by vmaptrain.autotune), then time (1) compile + first step, (2) steady-state steps
@@ -36,17 +36,16 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 CIFAR_TAR = "/work/shared/data/cifar10-jpg.tar.gz"
 
+from vmaptrain import presets  # noqa: E402
+
 # name → StudyConfig fields. resnet9_64ep: the paper's 60k-run configuration (paper-configs.md
-# §1.3; fp32 here, add --bf16 for bf16 convolutions). airbench94_class: the registry has no
-# airbench net, so the closest registry model at airbench94's cost class: ResNet-9 at half
-# width (≈0.15 GFLOP forward vs airbench94's 0.24), airbench94's batch, label smoothing,
-# alternating flip and translate 2, ~10 epochs; its accuracy is reported with its runs/hour.
+# §1.3; fp32 here, add --bf16 for bf16 convolutions). airbench94: vmaptrain's airbench94 recipe
+# (net, optimizer, lookahead, alternating flip, 9.9 epochs, 6-view TTA); its accuracy is
+# reported with its runs/hour.
 CONFIGS = {
     "resnet9_64ep": dict(model="resnet9_paper", width=1.0, epochs=64, batch_size=500, optimizer="sgd", lr=0.5,
                          momentum=0.9, wd=5e-4, schedule="linear", flip="random", translate=2, cutout=12),
-    "airbench94_class": dict(model="resnet9_paper", width=0.5, epochs=10, batch_size=1024, optimizer="nesterov",
-                             lr=0.4, momentum=0.85, wd=5e-4, label_smoothing=0.2, schedule="linear",
-                             warmup_epochs=2.0, flip="alternating", translate=2, translate_mode="reflect"),
+    "airbench94": presets.recipe("airbench94"),
 }
 # Dense bf16 tensor-core peaks (TFLOP/s) by device_kind substring (gpu-performance.md §3).
 PEAKS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
@@ -127,7 +126,7 @@ def measure(config_name: str, fields: dict, dataset: str, num_seeds: int, strate
         jax.block_until_ready(step())
         times.append(time.perf_counter() - start)
     step_s = statistics.median(times)
-    total_steps = config.epochs * spec.steps_per_epoch
+    total_steps = config.total_steps(spec.steps_per_epoch)
     flops = 3.0 * forward_flops(spec, data) * num_seeds
     out = {"config": config_name, "fields": fields, "num_seeds": num_seeds, "strategy": chosen,
            "autotune_s": tune_s, "compile_and_first_step_s": first_s, "step_ms_median": 1000 * step_s,
@@ -158,7 +157,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--strategy", default="auto", help="vmaptrain strategy (default: auto)")
     parser.add_argument("--bf16", action="store_true", help="bf16 convolutions (adds +bf16 to the strategy)")
     parser.add_argument("--steps", type=int, default=20, help="timed steady-state steps")
-    parser.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
+    parser.add_argument("--epochs", type=float, default=None, help="override the configuration's epochs")
     parser.add_argument("--full", action="store_true", help="also train whole studies (runs/hour end to end)")
     parser.add_argument("--data_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "vmaptrain", "cifar10-jpg"))
     parser.add_argument("--peak_tflops", type=float, default=None, help="override the MFU denominator")

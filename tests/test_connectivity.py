@@ -95,9 +95,9 @@ def smoke(tmp_path_factory):
 @functools.lru_cache(maxsize=None)
 def registry_case(name):
     """A registry model with perturbed variables, its spec and jitted apply / permute (shared)."""
-    size = 16 if name == "resnet9_paper" else 8
-    model = make_model(name, 10, 0.5)
+    size = 16 if name in ("resnet9_paper", "airbench94") else 8
     x = jnp.asarray(np.random.default_rng(1).standard_normal((16, size, size, 1)), jnp.float32)
+    model = make_model(name, 10, 0.5, np.asarray(x))
     variables = perturbed(model, x, 0)
     spec = cx.spec_for(model, variables)
     apply = jax.jit(lambda v: model.apply(v, x, train=False))

@@ -103,7 +103,7 @@ def copy(workdir, tmp_path):
     (["--model=resnet9_paper"], r"resnet9_paper needs images of at least 12×12 pixels"),
     (["--cutout=12"], r"cutout: a 12×12 square does not fit inside 8×8 images"),
     (["--poke_step=3", "--poke_param=nope/kernel"], r"poke parameter 'nope/kernel' not in the model"),
-    (["--epochs=two"], r"flag --epochs=two: invalid literal"),
+    (["--epochs=two"], r"flag --epochs=two: could not convert string to float"),
     (["--no_such_flag=1"], r"Unknown command line flag 'no_such_flag'"),
     (["--num_processes=2", "--process_id=0"], r"cannot join the multi-process study"),
     (["--dataset=idx:/nonexistent/fashion"], r"/nonexistent/fashion"),

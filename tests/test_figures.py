@@ -130,3 +130,34 @@ def test_augmentation(figures):
     assert report["variance_ratio_no_aug_over_matched"] == pytest.approx(expected)
     subset = np.load(figures[0] / "studies" / "train_subset_0.500.npz")
     assert len(subset["y_train"]) == round(0.5 * 1433) and len(subset["y_test"]) == 364
+
+
+def test_mitigations(figures):
+    from vmaptrain.estimators.diversity import VARIABILITY_METRICS
+    from vmaptrain.replicate import mitigations
+    from vmaptrain.study import load_result
+
+    root, reports = figures[0], figures[1]
+    report = reports["mitigations"]
+    assert report["epochs"] == 2 and report["cycles"] == 2
+    assert report["tta_views"] == {"crop9": "crop:1:1"}   # digits smoke: no translate → pad 1, no flips
+    rows = report["methods"]
+    assert set(rows) == {"single", "crop9", "snapshot_ensemble"}
+    for label, row in rows.items():
+        assert 0 <= row["accuracy_mean"] <= 1 and row["accuracy_std"] >= 0 and -1 <= row["logit_corr"] <= 1
+        if label == "single":
+            continue
+        reduction = row["variability_reduction"]
+        for metric in VARIABILITY_METRICS:
+            base, new = rows["single"][metric], row[metric]
+            if metric == "logit_corr":
+                base, new = 1 - base, 1 - new
+            assert reduction[metric] == pytest.approx((base - new) / base)
+        assert reduction["mean"] == pytest.approx(np.mean([reduction[m] for m in VARIABILITY_METRICS]))
+    # The ensemble row is the estimators on the mean of the stored end-of-cycle snapshots.
+    study = load_result(str(root / "mitigations" / "snapshot_0002_x2"))
+    assert sorted(study.snapshots) == [1, 2]
+    expected = mitigations.numbers(study.labels, np.mean([study.snapshots[1], study.snapshots[2]], axis=0))
+    for key, value in expected.items():
+        assert rows["snapshot_ensemble"][key] == pytest.approx(value)
+    assert (root / "mitigations" / "single_0002" / "final_variables.npz").exists()

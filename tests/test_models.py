@@ -6,12 +6,15 @@ import pytest
 
 from vmaptrain.models import REGISTRY, ModelError, make_model
 
-SHAPES = {"small_cnn": (2, 28, 28, 1), "resnet14_sd": (2, 32, 32, 3), "resnet9_paper": (2, 32, 32, 3)}
+SHAPES = {"small_cnn": (2, 28, 28, 1), "resnet14_sd": (2, 32, 32, 3), "resnet9_paper": (2, 32, 32, 3),
+          "airbench94": (2, 32, 32, 3)}
 
 
 def _init(name, width=1.0, shape=None):
-    model = make_model(name, 10, width)
     x = jnp.ones(shape or SHAPES[name])
+    # airbench94's whitening comes from training images; any will do for shapes.
+    images = np.random.default_rng(0).standard_normal((16,) + x.shape[1:])
+    model = make_model(name, 10, width, images)
     return model, model.init(jax.random.key(0), x, train=False), x
 
 

@@ -104,6 +104,13 @@ def test_varying_only_order_keeps_init_weights_identical(small_config):
     (dict(vary="init,dropout"), "unknown stream"),
     (dict(strategy="pmap"), "unknown strategy"),
     (dict(poke_step=0, poke_param="conv9/kernel"), "poke parameter 'conv9/kernel' not in the model"),
+    (dict(model="airbench94"), "at least 16×16"),
+    (dict(snapshot_epochs=(3,)), "snapshot_epochs must be increasing whole epochs in 1..2"),
+    (dict(snapshot_epochs=(2, 1)), "snapshot_epochs must be increasing"),
+    (dict(schedule_start=0.2), "apply only to schedule=piecewise"),
+    (dict(tta="crop:3:2"), "tta 'crop:3:2'"),
+    (dict(epochs=-0.5), "epochs must be a number ≥ 0"),
+    (dict(schedule_cycles=3, warmup_epochs=1.0), "warmup_steps must lie in"),
 ])
 def test_bad_studies_fail_with_one_clear_message(small_config, overrides, message, tmp_path):
     config = dict(small_config, num_seeds=4)
@@ -143,6 +150,8 @@ def test_binary_trains_a_study_and_prints_progress(tmp_path):
     (["--lr=fast"], "error: expected a number"),
     (["--model=vgg99"], "error: unknown model 'vgg99'"),
     (["--dataset=idx:/nonexistent/dir"], "error: "),
+    (["--recipe=airbench"], "error: unknown recipe 'airbench'"),
+    (["--snapshot_epochs=1,x"], "error: expected a number"),
 ])
 def test_binary_bad_input_is_one_error_line_and_nonzero_exit(tmp_path, args, message):
     proc = _binary(f"--workdir={tmp_path / 'w'}", *args)

@@ -18,8 +18,62 @@ def test_warmup_then_cosine():
     np.testing.assert_allclose([float(s.factor(t)) for t in (0, 1, 2, 7, 12)], [0.5, 1.0, 1.0, 0.5, 0.0], atol=1e-6)
 
 
+def test_piecewise_schedule_is_airbenchs_interpolation():
+    # airbench94: np.interp(step, [0, int(0.23·476), 476], [0.2, 1, 0.07]).
+    s = optim.Schedule("piecewise", total_steps=476, warmup_steps=109, start=0.2, end=0.07)
+    steps = np.arange(476)
+    expected = np.interp(steps, [0, 109, 476], [0.2, 1.0, 0.07])
+    np.testing.assert_allclose(np.asarray(jax.vmap(s.factor)(steps)), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_cycles_restart_warmup_and_decay():
+    # Snapshot ensembles: 3 cycles of 10 steps, each a 2-step warmup then cosine to 0.
+    cyclic = optim.Schedule("cosine", total_steps=30, warmup_steps=2, cycles=3)
+    single = optim.Schedule("cosine", total_steps=10, warmup_steps=2)
+    got = [float(cyclic.factor(t)) for t in range(30)]
+    np.testing.assert_allclose(got, [float(single.factor(t % 10)) for t in range(30)])
+    assert got[10] == got[0] < got[9 + 2] and got[9] < 0.05
+
+
+def test_grouped_lr_and_decay_match_pytorch_parameter_groups():
+    # Two PyTorch param groups: (lr, wd) and (64·lr, wd/64), Nesterov; the decay per step of the
+    # second group (lr·wd) is unchanged — airbench's BN-bias group.
+    params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.5])}
+    grads = [{"w": jnp.array([0.5, 0.1]), "b": jnp.array([0.2])}, {"w": jnp.array([-0.2, 0.3]), "b": jnp.array([-0.1])}]
+    lr, wd, mu = 0.01, 0.1, 0.85
+    scales = {"w": 1.0, "b": 64.0}
+    tx = optim.make_optimizer("nesterov", lr, wd, mu, lr_scales=scales,
+                              wd_scales={k: 1 / v for k, v in scales.items()})
+    state = tx.init(params)
+    ref = {k: np.array(v, np.float64) for k, v in params.items()}
+    buf = {k: np.zeros_like(v) for k, v in ref.items()}
+    for g in grads:
+        updates, state = tx.update(g, state, params)
+        params = optax.apply_updates(params, updates)
+        for k in ref:
+            d = np.asarray(g[k], np.float64) + wd / scales[k] * ref[k]
+            buf[k] = mu * buf[k] + d
+            ref[k] = ref[k] - lr * scales[k] * (d + mu * buf[k])
+    for k in ref:
+        np.testing.assert_allclose(np.asarray(params[k]), ref[k], rtol=1e-6)
+
+
+def test_parameter_scales_find_batchnorm_and_freeze_limited_parameters():
+    params = {"conv": {"kernel": jnp.ones(3)}, "bn": {"bias": jnp.ones(2), "scale": jnp.ones(2)},
+              "whiten": {"bias": jnp.ones(4)}}
+    stats = {"bn": {"mean": jnp.zeros(2), "var": jnp.ones(2)}}
+    assert optim.parameter_scales(params, stats, 1.0, 1.0, (), 0) == (None, None)
+    for step, whiten_lr in ((4, 1.0), (5, 0.0)):
+        lr, wd = optim.parameter_scales(params, stats, 64.0, 0.5, (("whiten/bias", 5),), jnp.int32(step))
+        assert float(lr["bn"]["bias"]) == float(lr["bn"]["scale"]) == 64.0 and float(lr["conv"]["kernel"]) == 1.0
+        assert float(wd["bn"]["bias"]) == 0.5 and float(wd["whiten"]["bias"]) == 1.0
+        assert float(lr["whiten"]["bias"]) == whiten_lr
+
+
 @pytest.mark.parametrize("bad", [dict(kind="step", total_steps=5), dict(kind="linear", total_steps=0),
-                                 dict(kind="linear", total_steps=5, warmup_steps=6)])
+                                 dict(kind="linear", total_steps=5, warmup_steps=6),
+                                 dict(kind="cosine", total_steps=10, warmup_steps=4, cycles=5),
+                                 dict(kind="cosine", total_steps=10, cycles=0)])
 def test_bad_schedules_are_refused(bad):
     with pytest.raises(ValueError):
         optim.Schedule(**bad)

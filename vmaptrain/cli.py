@@ -44,15 +44,28 @@ def define_study_flags() -> None:
     flags.DEFINE_string("model", defaults.model, "Model name from the registry.")
     flags.DEFINE_float("width", defaults.width, "Width multiplier of the model.")
     flags.DEFINE_integer("num_seeds", defaults.num_seeds, "Number of runs.")
-    flags.DEFINE_integer("epochs", defaults.epochs, "Training epochs per run (0 = evaluate at init).")
+    flags.DEFINE_string("recipe", None, "A named recipe (vmaptrain.presets: small_cnn | resnet9_paper | resnet14_sd | "
+                        "airbench94) setting model, optimizer, schedule, augmentation, …; flags given explicitly "
+                        "override it.")
+    flags.DEFINE_float("epochs", defaults.epochs, "Training epochs per run (0 = evaluate at init; may be fractional).")
     flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size of every run.")
     flags.DEFINE_string("optimizer", defaults.optimizer, "sgd | nesterov | adam")
     flags.DEFINE_string("lr", str(defaults.lr), "Peak learning rate, or one per run, comma-separated.")
     flags.DEFINE_string("wd", str(defaults.wd), "Weight decay, or one per run.")
     flags.DEFINE_string("momentum", str(defaults.momentum), "Momentum (β1 for adam), or one per run.")
     flags.DEFINE_string("label_smoothing", str(defaults.label_smoothing), "Label smoothing, or one per run.")
-    flags.DEFINE_string("schedule", defaults.schedule, "linear | cosine | constant (after warmup)")
+    flags.DEFINE_string("schedule", defaults.schedule, "linear | cosine | constant (after warmup) | piecewise")
     flags.DEFINE_float("warmup_epochs", defaults.warmup_epochs, "Linear warmup length in epochs.")
+    flags.DEFINE_float("schedule_start", defaults.schedule_start, "piecewise: lr factor at step 0.")
+    flags.DEFINE_float("schedule_end", defaults.schedule_end, "piecewise: lr factor at the last step.")
+    flags.DEFINE_integer("schedule_cycles", defaults.schedule_cycles, "Restart the schedule this many times "
+                         "(snapshot ensembles).")
+    flags.DEFINE_float("norm_lr_scale", defaults.norm_lr_scale, "lr multiple of BatchNorm parameters.")
+    flags.DEFINE_float("norm_wd_scale", defaults.norm_wd_scale, "Weight-decay multiple of BatchNorm parameters.")
+    flags.DEFINE_bool("lookahead", defaults.lookahead, "airbench's lookahead (EMA every 5 steps).")
+    flags.DEFINE_string("tta", defaults.tta, "Test-time augmentation of the stored predictions: none | flip | "
+                        "airbench | crop25 | crop81 | flip_crop25 | flip_crop81 | crop:P:S | flip_crop:P:S")
+    flags.DEFINE_string("snapshot_epochs", "", "Also store test logits after these epochs, comma-separated.")
     flags.DEFINE_string("flip", defaults.flip, "none | random | alternating")
     flags.DEFINE_integer("translate", defaults.translate, "Random translation padding in pixels.")
     flags.DEFINE_string("translate_mode", defaults.translate_mode, "zero | reflect")
@@ -81,21 +94,37 @@ def define_study_flags() -> None:
     flags.DEFINE_integer("process_id", None, "This process's id in a multi-process study (or env VMAPTRAIN_PROCESS_ID).")
 
 
+# Flags whose text is parsed into a config value (per-run lists, integer lists).
+_PARSED = {"lr": _floats, "wd": _floats, "momentum": _floats, "label_smoothing": _floats,
+           "poke_step": _ints, "poke_index": _ints,
+           "snapshot_epochs": lambda text: tuple(_as_list(_ints(text))) if text.strip() else ()}
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
 def study_config(values) -> StudyConfig:
-    return StudyConfig(
-        dataset=values.dataset, data_dir=values.data_dir, manual_dir=values.manual_dir,
-        model=values.model, width=values.width, num_seeds=values.num_seeds, epochs=values.epochs,
-        batch_size=values.batch_size, optimizer=values.optimizer, lr=_floats(values.lr),
-        wd=_floats(values.wd), momentum=_floats(values.momentum),
-        label_smoothing=_floats(values.label_smoothing), schedule=values.schedule,
-        warmup_epochs=values.warmup_epochs, flip=values.flip, translate=values.translate,
-        translate_mode=values.translate_mode, cutout=values.cutout, vary=values.vary, seed=values.seed,
-        fixed_seed=values.fixed_seed, poke_step=_ints(values.poke_step), poke_factor=values.poke_factor,
-        poke_param=values.poke_param, poke_index=_ints(values.poke_index), strategy=values.strategy,
-        group_size=values.group_size, eval_batch_size=values.eval_batch_size,
-        checkpoint_every_steps=values.checkpoint_every_steps,
-        checkpoint_every_minutes=values.checkpoint_every_minutes,
-    )
+    """The study the flags describe: --recipe's fields, then every flag given explicitly
+    (without a recipe, every flag's value, defaults included)."""
+    import dataclasses
+
+    from vmaptrain import presets
+
+    fields = {}
+    if values.recipe:
+        fields = presets.recipe(values.recipe)
+    for field in dataclasses.fields(StudyConfig):
+        name = field.name
+        if name not in values:
+            continue
+        if values.recipe and name in fields and not values[name].present:
+            continue
+        value = values[name].value
+        fields[name] = _PARSED[name](value) if name in _PARSED else value
+    if isinstance(fields.get("epochs"), float) and fields["epochs"].is_integer():
+        fields["epochs"] = int(fields["epochs"])
+    return StudyConfig(**fields)
 
 
 def train_seeds(values) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Sequence, Union
 
-from vmaptrain import optim, parallel, rng
+from vmaptrain import optim, parallel, rng, tta
 
 PerRun = Union[float, Sequence[float]]
 
@@ -26,7 +27,7 @@ class StudyConfig:
     model: str = "small_cnn"
     width: float = 1.0
     num_seeds: int = 32
-    epochs: int = 20
+    epochs: float = 20             # may be fractional (airbench trains 9.9): ceil(epochs · steps/epoch) steps
     batch_size: int = 64
     optimizer: str = "nesterov"
     lr: PerRun = 0.05
@@ -35,6 +36,14 @@ class StudyConfig:
     label_smoothing: PerRun = 0.0
     schedule: str = "linear"
     warmup_epochs: float = 0.0
+    schedule_start: float = 0.0    # piecewise: lr factor at step 0 (rises to 1 at warmup_epochs)
+    schedule_end: float = 0.0      # piecewise: lr factor at the last step
+    schedule_cycles: int = 1       # > 1: the schedule restarts (snapshot ensembles)
+    norm_lr_scale: float = 1.0     # lr multiple of BatchNorm parameters
+    norm_wd_scale: float = 1.0     # weight-decay multiple of BatchNorm parameters
+    lookahead: bool = False        # airbench's lookahead (train.lookahead)
+    tta: str = "none"              # test-time augmentation of the stored predictions (vmaptrain.tta)
+    snapshot_epochs: tuple = ()    # also store test logits after these epochs (snapshot ensembles)
     flip: str = "none"
     translate: int = 0
     translate_mode: str = "zero"
@@ -55,7 +64,13 @@ class StudyConfig:
     checkpoint_every_minutes: float = 10.0  # 0 = by steps only
 
     def __post_init__(self):
+        if isinstance(self.snapshot_epochs, list):
+            self.snapshot_epochs = tuple(self.snapshot_epochs)
         self.validate()
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of every run: ceil(epochs · steps_per_epoch)."""
+        return math.ceil(round(self.epochs * steps_per_epoch, 6))
 
     def validate(self) -> None:
         def need(condition, message):
@@ -64,7 +79,8 @@ class StudyConfig:
 
         need(isinstance(self.num_seeds, int) and self.num_seeds >= 1,
              f"num_seeds must be a positive integer, got {self.num_seeds}")
-        need(isinstance(self.epochs, int) and self.epochs >= 0, f"epochs must be ≥ 0, got {self.epochs}")
+        need(isinstance(self.epochs, (int, float)) and not isinstance(self.epochs, bool) and self.epochs >= 0,
+             f"epochs must be a number ≥ 0, got {self.epochs!r}")
         need(isinstance(self.batch_size, int) and self.batch_size >= 1,
              f"batch_size must be ≥ 1, got {self.batch_size}")
         need(self.eval_batch_size >= 1, f"eval_batch_size must be ≥ 1, got {self.eval_batch_size}")
@@ -77,11 +93,22 @@ class StudyConfig:
         need(self.schedule in optim.SCHEDULES,
              f"unknown lr schedule '{self.schedule}'; choose from {', '.join(optim.SCHEDULES)}")
         need(self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0, got {self.warmup_epochs}")
+        need(self.schedule == "piecewise" or (self.schedule_start, self.schedule_end) == (0.0, 0.0),
+             "schedule_start / schedule_end apply only to schedule=piecewise")
+        need(self.schedule_start >= 0 and self.schedule_end >= 0, "schedule_start and schedule_end must be ≥ 0")
+        need(isinstance(self.schedule_cycles, int) and self.schedule_cycles >= 1,
+             f"schedule_cycles must be a positive integer, got {self.schedule_cycles!r}")
+        need(self.norm_lr_scale >= 0 and self.norm_wd_scale >= 0, "norm_lr_scale and norm_wd_scale must be ≥ 0")
+        snapshots = list(self.snapshot_epochs)
+        need(all(isinstance(e, int) and 1 <= e <= math.ceil(self.epochs) for e in snapshots)
+             and snapshots == sorted(set(snapshots)),
+             f"snapshot_epochs must be increasing whole epochs in 1..{math.ceil(self.epochs)}, got {snapshots}")
         need(self.width > 0, f"width must be > 0, got {self.width}")
         need(self.poke_factor > 0, f"poke_factor must be > 0, got {self.poke_factor}")
         try:
             rng.parse_vary(self.vary)
             parallel.validate_strategy(self.strategy)
+            tta.views(self.tta)
         except ValueError as err:
             raise StudyError(str(err)) from None
         for name in PER_RUN_FIELDS:
@@ -104,7 +131,7 @@ class StudyConfig:
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
-        for name in PER_RUN_FIELDS:
+        for name in PER_RUN_FIELDS + ("snapshot_epochs",):
             if isinstance(out[name], tuple):
                 out[name] = list(out[name])
         return out
@@ -115,6 +142,8 @@ class StudyConfig:
         unknown = sorted(set(obj) - known)
         if unknown:
             raise StudyError(f"config has unknown field(s): {', '.join(unknown)}")
+        if isinstance(obj.get("snapshot_epochs"), list):
+            obj = {**obj, "snapshot_epochs": tuple(obj["snapshot_epochs"])}
         return cls(**obj)
 
     def differences(self, other: "StudyConfig") -> list[str]:

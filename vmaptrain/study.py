@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vmaptrain import augment, distributed, optim, outputs, poke, rng, store
+from vmaptrain import augment, distributed, models, optim, outputs, poke, rng, store, tta
 from vmaptrain import workdir as workdirs
 from vmaptrain.checkpoint import CheckpointError, GroupCheckpoints
 from vmaptrain.config import StudyConfig, StudyError
@@ -44,6 +44,7 @@ class StudyResult:
     summary: dict
     state: object = None        # final stacked RunState (host arrays) when all runs trained in this call
     spec: TrainSpec | None = None
+    snapshots: dict = dataclasses.field(default_factory=dict)   # {epoch: [runs, n, k] logits}
 
 
 class Progress:
@@ -96,21 +97,33 @@ def build_spec(config: StudyConfig, data: Dataset) -> TrainSpec:
     if config.batch_size > n:
         raise StudyError(f"batch_size {config.batch_size} is larger than the training set ({n} examples)")
     steps_per_epoch = n // config.batch_size
-    total = max(config.epochs * steps_per_epoch, 1)
+    total = max(config.total_steps(steps_per_epoch), 1)
     try:
-        model = make_model(config.model, data.num_classes, config.width)
+        train_images = None
+        if getattr(models.REGISTRY.get(config.model), "needs_training_images", False):
+            # Evenly spaced rather than airbench's first 5,000: a folder dataset is sorted by class.
+            spread = np.linspace(0, n - 1, min(n, models.WHITENING_IMAGES)).astype(np.int64)
+            train_images = normalize(data.x_train[spread], data.mean, data.std)
+        model = make_model(config.model, data.num_classes, config.width, train_images)
         aug = augment.AugmentConfig(flip=config.flip, translate=config.translate,
                                     translate_mode=config.translate_mode, cutout=config.cutout)
         aug.check_image_size(*data.x_train.shape[1:3])
-        schedule = optim.Schedule(config.schedule, total, int(round(config.warmup_epochs * steps_per_epoch)))
+        tta.check(config.tta, *data.x_train.shape[1:3])
+        schedule = optim.Schedule(config.schedule, total, int(round(config.warmup_epochs * steps_per_epoch)),
+                                  start=config.schedule_start, end=config.schedule_end,
+                                  cycles=config.schedule_cycles)
     except (ModelError, ValueError) as err:
         raise StudyError(str(err)) from None
     poke_path = None
     if any(step >= 0 for step in config.per_run("poke_step")):
         poke_path = config.poke_param or model.default_poke_param
+    limited = tuple((path, int(round(epochs * steps_per_epoch)))
+                    for path, epochs in sorted(getattr(model, "train_only_epochs", {}).items()))
     return TrainSpec(model=model, optimizer=config.optimizer, schedule=schedule,
                      batch_size=config.batch_size, steps_per_epoch=steps_per_epoch,
-                     augment=aug, poke_path=poke_path)
+                     augment=aug, poke_path=poke_path, norm_lr_scale=config.norm_lr_scale,
+                     norm_wd_scale=config.norm_wd_scale, limited=limited, lookahead=config.lookahead,
+                     tta=config.tta)
 
 
 def check_model(spec: TrainSpec, data: Dataset) -> None:
@@ -185,8 +198,12 @@ def _checkpoint_due(config, steps_since, seconds_since) -> bool:
 
 
 def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, start: int, end: int,
-                ckpt: GroupCheckpoints | None, guard: TermGuard, meter: Progress | None):
-    """Train runs start..end-1 together; returns this process's (indices, seeds, logits, facts)."""
+                ckpt: GroupCheckpoints | None, guard: TermGuard, meter: Progress | None,
+                snapshot_dir: str | None = None):
+    """Train runs start..end-1 together; returns this process's (indices, seeds, logits, facts).
+
+    Snapshot logits (config.snapshot_epochs) go to `snapshot_dir`'s store as they are made.
+    """
     spec, mesh = programs.spec, programs.mesh
     size = end - start
     local = distributed.local_run_slice(mesh, size)
@@ -203,33 +220,41 @@ def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, start: 
         if restored is not None:
             carry, position = restored
     n, spe = len(data.y_train), spec.steps_per_epoch
+    total_steps = config.total_steps(spe)
     done_steps = position["epoch"] * spe + position["step_in_epoch"]
     last_save, last_save_time = done_steps, time.monotonic()
     state, loss_sum, last_loss = carry["run"], carry["loss_sum"], carry["last_loss"]
-    for epoch in range(position["epoch"], config.epochs):
+    snapshots = {}
+    for epoch in range(position["epoch"], math.ceil(total_steps / spe)):
         permutations = programs.permutations(state.order_key, np.int32(epoch), n)
         first = position["step_in_epoch"] if epoch == position["epoch"] else 0
-        for k in range(first, spe):
+        steps = min(spe, total_steps - epoch * spe)   # the last epoch may be partial
+        for k in range(first, steps):
             state, metrics = programs.step(state, permutations, dev, np.int32(epoch), np.int32(k))
             loss_sum = loss_sum + metrics["loss"]
             done_steps += 1
-            if k + 1 == spe:
-                last_loss, loss_sum = loss_sum / spe, loss_sum * 0
+            if k + 1 == steps:
+                last_loss, loss_sum = loss_sum / steps, loss_sum * 0
             if ckpt is not None and (guard.stop or _checkpoint_due(config, done_steps - last_save,
                                                                     time.monotonic() - last_save_time)):
-                next_position = {"epoch": epoch + (k + 1 == spe), "step_in_epoch": (k + 1) % spe}
+                next_position = {"epoch": epoch + 1, "step_in_epoch": 0} if k + 1 == steps else \
+                    {"epoch": epoch, "step_in_epoch": k + 1}
                 ckpt.save(done_steps, {"run": state, "loss_sum": loss_sum, "last_loss": last_loss}, next_position)
                 last_save, last_save_time = done_steps, time.monotonic()
                 if guard.stop:
                     raise StudyInterrupted(f"stopped by SIGTERM at epoch {epoch + 1}, step {k + 1}; checkpoint "
                                            f"saved — rerun the same command to resume")
+        if epoch + 1 in config.snapshot_epochs:
+            snapshots[epoch + 1] = evaluate(programs, state, data, config.eval_batch_size)
+            if snapshot_dir is not None:
+                workdirs.write_snapshot(snapshot_dir, epoch + 1, indices[0], snapshots[epoch + 1])
         if meter is not None and jax.process_index() == 0:
             jax.block_until_ready(last_loss)
-            meter.update(epoch + 1, start + (size if epoch + 1 == config.epochs else 0), size)
+            meter.update(epoch + 1, start + (size if epoch + 1 == meter.epochs else 0), size)
     logits = evaluate(programs, state, data, config.eval_batch_size)
     facts = {"diverged": distributed.local_runs(state.diverged),
              "train_loss": distributed.local_runs(last_loss).astype(np.float64),
-             "state": distributed.local_runs(state)}
+             "state": distributed.local_runs(state), "snapshots": snapshots}
     return indices, seeds, logits, facts
 
 
@@ -277,8 +302,8 @@ class SeedStudy:
         programs = programs_for(spec, strategy, tuple(mesh.devices.flat))
         dev = distributed.put_replicated(mesh, device_data(data))
         finished = workdirs.finished_runs(workdir) if workdir is not None else set()
-        meter = Progress(config.num_seeds, config.epochs) if progress and writer else None
-        logits, runs, states = [], [], []
+        meter = Progress(config.num_seeds, math.ceil(config.epochs)) if progress and writer else None
+        logits, runs, states, snapshots = [], [], [], []
         guard = TermGuard()
         with guard.installed():
             for start in range(0, config.num_seeds, group):
@@ -289,7 +314,7 @@ class SeedStudy:
                     continue
                 ckpt = GroupCheckpoints(workdirs.checkpoint_dir(workdir, start, end)) if workdir else None
                 indices, seeds, group_logits, facts = train_group(programs, config, data, dev, start, end,
-                                                                  ckpt, guard, meter)
+                                                                  ckpt, guard, meter, workdir)
                 rows = describe_runs(config, indices, seeds, group_logits, data.y_test, facts)
                 if workdir is not None:
                     workdirs.write_block(workdir, indices[0], group_logits, rows)
@@ -300,13 +325,15 @@ class SeedStudy:
                 logits.append(group_logits)
                 runs.extend(rows)
                 states.append(facts["state"])
+                snapshots.append(facts["snapshots"])
         trained_all = sum(len(s.step) for s in states) == config.num_seeds
         state = jax.tree.map(lambda *parts: np.concatenate(parts), *states) if trained_all else None
         if workdir is None:
             logits = np.concatenate(logits)
             summary = summarize(logits, data.y_test, runs)
+            snapshots = {e: np.concatenate([s[e] for s in snapshots]) for e in config.snapshot_epochs}
             return StudyResult(logits=logits, labels=np.asarray(data.y_test, np.int32), runs=runs,
-                               summary=summary, state=state, spec=spec)
+                               summary=summary, state=state, spec=spec, snapshots=snapshots)
         _barrier("assemble")
         if writer:
             all_logits, all_runs = workdirs.assemble(workdir, config.num_seeds)
@@ -366,4 +393,5 @@ def load_result(workdir: str) -> StudyResult:
     except (OSError, ValueError) as err:
         raise StudyError(f"finished workdir {workdir} is damaged ({err}); delete summary.json and rerun to "
                          f"reassemble the outputs from predictions/") from None
-    return StudyResult(logits=logits, labels=labels, runs=runs, summary=summary)
+    snapshots = {e: s.astype(np.float32) for e, s in workdirs.load_snapshots(workdir, len(logits)).items()}
+    return StudyResult(logits=logits, labels=labels, runs=runs, summary=summary, snapshots=snapshots)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from vmaptrain import augment, optim, rng
+from vmaptrain import augment, optim, rng, tta
 from vmaptrain.data import normalize
 from vmaptrain.poke import Poke, apply_poke
 
@@ -41,6 +41,7 @@ class RunState:
     aug_key: jax.Array       # uint32[2] key data of the augmentation stream
     poke: Poke
     diverged: jax.Array      # bool: loss became non-finite; the run is frozen from then on
+    ema: Any = None          # lookahead's slow copy of (params, batch_stats), when used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,15 @@ class TrainSpec:
     steps_per_epoch: int
     augment: augment.AugmentConfig
     poke_path: str | None = None
+    norm_lr_scale: float = 1.0     # lr multiple of BatchNorm parameters
+    norm_wd_scale: float = 1.0     # weight-decay multiple of BatchNorm parameters
+    limited: tuple = ()            # (parameter path, steps): trained for its first steps only
+    lookahead: bool = False        # airbench's lookahead (see `lookahead`)
+    tta: str = "none"              # test-time augmentation of eval_logits (vmaptrain.tta)
+
+    def scales(self, params, batch_stats, step):
+        return optim.parameter_scales(params, batch_stats, self.norm_lr_scale, self.norm_wd_scale,
+                                      self.limited, step)
 
 
 def _variables(state_or_params, batch_stats):
@@ -65,17 +75,20 @@ def init_run(spec: TrainSpec, init_key, order_key, aug_key, hyper: Hyper, poke: 
     """A fresh run from its init-stream key; `sample` is one input batch fixing shapes."""
     variables = spec.model.init(rng.wrap(init_key), sample, train=False)
     params = variables["params"]
-    tx = optim.make_optimizer(spec.optimizer, hyper.lr, hyper.wd, hyper.momentum)
+    batch_stats = variables.get("batch_stats", {})
+    tx = optim.make_optimizer(spec.optimizer, hyper.lr, hyper.wd, hyper.momentum,
+                              *spec.scales(params, batch_stats, jnp.int32(0)))
     return RunState(
         step=jnp.int32(0),
         params=params,
-        batch_stats=variables.get("batch_stats", {}),
+        batch_stats=batch_stats,
         opt_state=tx.init(params),
         hyper=hyper,
         order_key=jnp.asarray(order_key, jnp.uint32),
         aug_key=jnp.asarray(aug_key, jnp.uint32),
         poke=poke,
         diverged=jnp.bool_(False),
+        ema=(params, batch_stats) if spec.lookahead else None,
     )
 
 
@@ -116,16 +129,39 @@ def train_step(spec: TrainSpec, state: RunState, batch) -> tuple[RunState, dict]
     (loss, (batch_stats, accuracy)), grads = grad_fn(
         spec, params, state.batch_stats, images, labels, state.hyper.label_smoothing)
     lr = state.hyper.lr * spec.schedule.factor(state.step)
-    tx = optim.make_optimizer(spec.optimizer, lr, state.hyper.wd, state.hyper.momentum)
+    tx = optim.make_optimizer(spec.optimizer, lr, state.hyper.wd, state.hyper.momentum,
+                              *spec.scales(params, state.batch_stats, state.step))
     updates, opt_state = tx.update(grads, state.opt_state, params)
     new = state.replace(step=state.step + 1, params=optax.apply_updates(params, updates),
                         batch_stats=batch_stats, opt_state=opt_state)
+    if spec.lookahead:
+        new = lookahead(new, spec.schedule.total_steps)
     finite_params = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new.params)]))
     ok = jnp.isfinite(loss) & finite_params & ~state.diverged
     # Freeze a diverged run where it was; its step counter still advances with the study.
     kept = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
     kept = kept.replace(step=state.step + 1, diverged=~ok)
     return kept, {"loss": loss, "accuracy": accuracy}
+
+
+LOOKAHEAD_EVERY, LOOKAHEAD_BASE = 5, 0.95
+
+
+def lookahead(state: RunState, total_steps: int) -> RunState:
+    """airbench's lookahead, after the optimizer step that made `state.step` steps.
+
+    Every 5th step the slow copy moves towards the weights, ema ← d·ema + (1 − d)·weights with
+    d = 0.95⁵ · (step / total)³, and the weights jump to it; after the last step the weights
+    become the slow copy. It covers the parameters and the BN running statistics.
+    """
+    step = state.step
+    decay = LOOKAHEAD_BASE ** LOOKAHEAD_EVERY * (step.astype(jnp.float32) / total_steps) ** 3
+    due = step % LOOKAHEAD_EVERY == 0
+    current = (state.params, state.batch_stats)
+    ema = jax.tree.map(lambda e, w: jnp.where(due, decay * e + (1 - decay) * w, e), state.ema, current)
+    jump = due | (step >= total_steps)
+    params, batch_stats = jax.tree.map(lambda e, w: jnp.where(jump, e, w), ema, current)
+    return state.replace(params=params, batch_stats=batch_stats, ema=ema)
 
 
 def run_step(spec: TrainSpec, state: RunState, data: dict, permutation, epoch, step_in_epoch):
@@ -135,5 +171,9 @@ def run_step(spec: TrainSpec, state: RunState, data: dict, permutation, epoch, s
 
 
 def eval_logits(spec: TrainSpec, state: RunState, images) -> jax.Array:
-    """Logits of one run on an already-normalised batch, with its running BN statistics."""
-    return spec.model.apply(_variables(state.params, state.batch_stats), images, train=False)
+    """Logits of one run on an already-normalised batch, with its running BN statistics and the
+    spec's test-time augmentation."""
+    variables = _variables(state.params, state.batch_stats)
+    if spec.tta == "none":
+        return spec.model.apply(variables, images, train=False)
+    return tta.tta_logits(lambda x: spec.model.apply(variables, x, train=False), images, spec.tta)

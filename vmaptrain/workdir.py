@@ -144,3 +144,36 @@ def load_logits(workdir: str) -> np.ndarray:
     except (OSError, ValueError) as err:
         raise StudyError(f"{path} is unreadable ({err}); delete it and summary.json and rerun to reassemble "
                          f"it from predictions/") from None
+
+
+SNAPSHOT = re.compile(r"epoch_(\d{4})_runs_(\d{6})-(\d{6})\.npy$")
+
+
+def write_snapshot(workdir: str, epoch: int, start: int, logits: np.ndarray) -> None:
+    """Test logits of runs start.. after `epoch` epochs (snapshot ensembles), atomically."""
+    name = f"epoch_{epoch:04d}_runs_{start:06d}-{start + len(logits):06d}.npy"
+    directory = os.path.join(workdir, "predictions", "snapshots")
+    os.makedirs(directory, exist_ok=True)
+    store.write_npy(os.path.join(directory, name), logits.astype(np.float16))
+
+
+def load_snapshots(workdir: str, num_runs: int) -> dict[int, np.ndarray]:
+    """{epoch: [runs, n, k] float16 logits} of every snapshot epoch stored for all runs."""
+    by_epoch: dict[int, list] = {}
+    for path in glob.glob(os.path.join(workdir, "predictions", "snapshots", "epoch_*.npy")):
+        match = SNAPSHOT.search(path)
+        if match:
+            epoch, start, end = (int(g) for g in match.groups())
+            by_epoch.setdefault(epoch, []).append((start, end, path))
+    snapshots = {}
+    for epoch, blocks in sorted(by_epoch.items()):
+        blocks.sort()
+        if [b[0] for b in blocks] != [0] + [b[1] for b in blocks[:-1]] or blocks[-1][1] != num_runs:
+            raise StudyError(f"snapshot store of epoch {epoch} in {workdir} does not cover runs 0..{num_runs - 1}; "
+                             f"delete predictions/ (or use --overwrite) and rerun")
+        try:
+            snapshots[epoch] = np.concatenate([np.load(path, allow_pickle=False) for _, _, path in blocks])
+        except (OSError, ValueError) as err:
+            raise StudyError(f"a snapshot of epoch {epoch} in {workdir} is unreadable ({err}); delete "
+                             f"predictions/ (or use --overwrite) and rerun") from None
+    return snapshots

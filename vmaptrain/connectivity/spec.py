@@ -175,7 +175,24 @@ def _resnet9_paper(b: _Builder) -> None:
     b.dense("head", narrow, None, preact=False)
 
 
+def _airbench94(b: _Builder) -> None:
+    # The whitening conv is a constant of the program: its channels stay in place.
+    b.axes[("params", "whiten", "bias")] = (None,)
+    prev = None
+    for group in (1, 2, 3):
+        for conv, norm in (("conv1", "norm1"), ("conv2", "norm2")):
+            path = f"group{group}"
+            name = f"G{group}_{conv}"
+            b.free(name, b.shape("params", path, conv, "kernel")[-1])
+            b.conv(f"{path}/{conv}", prev, (name,))
+            b.norm(f"{path}/{norm}", (name,))
+            b.site(f"{path}/{norm}", (name,))
+            prev = (name,)
+    b.dense("head", prev, None, preact=False)
+
+
 SPEC_BUILDERS: dict[str, Callable[[_Builder], None]] = {
+    "Airbench94": _airbench94,
     "SmallCNN": _small_cnn,
     "ResNet14SD": _resnet14_sd,
     "ResNet9Paper": _resnet9_paper,

@@ -27,7 +27,8 @@ def max_pool2(x: jnp.ndarray) -> jnp.ndarray:
     return kernels.max_pool2(x)
 
 
-def batch_norm(train: bool, name: str, momentum: float = 0.9, scale_init=nn.initializers.ones):
+def batch_norm(train: bool, name: str, momentum: float = 0.9, scale_init=nn.initializers.ones,
+               epsilon: float = 1e-5, use_scale: bool = True):
     """BatchNorm whose statistics are always this run's own: no axis_name, ever.
 
     `momentum` is Flax's keep-rate (PyTorch momentum 0.1 ≙ 0.9 here).
@@ -35,7 +36,8 @@ def batch_norm(train: bool, name: str, momentum: float = 0.9, scale_init=nn.init
     return nn.BatchNorm(
         use_running_average=not train,
         momentum=momentum,
-        epsilon=1e-5,
+        epsilon=epsilon,
+        use_scale=use_scale,
         scale_init=scale_init,
         name=name,
     )
