@@ -41,7 +41,8 @@ from vmaptrain.data import load_dataset  # noqa: E402
 FASHION = "idx:/usr/share/datasets/fashion-mnist"
 # Small sizes of every registry model for the "never slower than the loop" check.
 TORCH = "pytorch eager, runs one after another (own process)"
-REGISTRY_SIZES = {"small_cnn": (0.5, 128), "resnet14_sd": (0.25, 128), "resnet9_paper": (0.125, 128)}
+REGISTRY_SIZES = {"small_cnn": (0.5, 128), "resnet14_sd": (0.25, 128), "resnet9_paper": (0.125, 128),
+                  "airbench94": (0.125, 128)}
 
 
 def jax_loop_stepper(config, spec, data, num_runs: int):
