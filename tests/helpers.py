@@ -9,6 +9,8 @@ import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
 
+from vmaptrain import study
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(REPO, "experiments", "train_seeds.py")
 # A resumable study small enough for tests: digits, half-width CNN, two groups.
@@ -123,3 +125,21 @@ def run_mains(calls: list[tuple[str, list[str]]], timeout: float = 900) -> list[
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     return [tuple(r) for r in json.loads(lines[-1][len("RESULTS"):])]
+
+
+class StopAfter(study.TermGuard):
+    """A TermGuard whose SIGTERM 'arrives' at the `checks`-th training step (the save+exit path);
+    patch it in with `monkeypatch.setattr(study, "TermGuard", lambda: StopAfter(n))`."""
+
+    def __init__(self, checks):
+        super().__init__()
+        self.checks = checks
+
+    @property
+    def stop(self):
+        self.checks -= 1
+        return self.checks < 0
+
+    @stop.setter
+    def stop(self, value):
+        pass

@@ -40,23 +40,6 @@ def assert_one_error(code, err, pattern):
     assert "Traceback" not in err, err
 
 
-class StopAfter(study.TermGuard):
-    """A TermGuard whose SIGTERM 'arrives' after `checks` training steps (the save+exit path)."""
-
-    def __init__(self, checks):
-        super().__init__()
-        self.checks = checks
-
-    @property
-    def stop(self):
-        self.checks -= 1
-        return self.checks < 0
-
-    @stop.setter
-    def stop(self, value):
-        pass
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("finished") / "w")
@@ -72,7 +55,7 @@ def interrupted(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         # The loop reads the flag once per step and once more after each (every 4 steps) save:
         # group 0 takes 44 + 11 reads, steps 1-9 of group 1 take 9 + 2, so step 10 stops.
-        patch.setattr(study, "TermGuard", lambda: StopAfter(GROUP_STEPS + GROUP_STEPS // 4 + 11))
+        patch.setattr(study, "TermGuard", lambda: helpers.StopAfter(GROUP_STEPS + GROUP_STEPS // 4 + 11))
         code, _, err = run(f"--workdir={workdir}", *FLAGS)
     assert_one_error(code, err, r"stopped by SIGTERM at epoch 1, step 10; checkpoint saved")
     assert code == 143

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from helpers import run_in_process
+from helpers import StopAfter, run_in_process
 from vmaptrain import cli, presets
 from vmaptrain.study import SeedStudy, load_result
 from vmaptrain.workdir import load_snapshots
@@ -72,30 +72,13 @@ def test_recipe_flag_sets_fields_and_explicit_flags_override(tmp_path):
     flags.FLAGS.unparse_flags()
 
 
-class _StopAfter:
-    """A TermGuard whose SIGTERM 'arrives' at the `checks`-th training step."""
-
-    def __init__(self, checks):
-        self.checks = checks
-
-    @property
-    def stop(self):
-        self.checks -= 1
-        return self.checks < 0
-
-    def installed(self):
-        import contextlib
-
-        return contextlib.nullcontext(self)
-
-
 def test_an_interrupted_study_resumes_with_the_same_snapshots(snapshot_study, tmp_path, monkeypatch):
     from vmaptrain import study
 
     config, _, reference = snapshot_study
     workdir = str(tmp_path / "w")
     with monkeypatch.context() as patch:
-        patch.setattr(study, "TermGuard", lambda: _StopAfter(26))   # group 0, epoch 2, after snapshot 1
+        patch.setattr(study, "TermGuard", lambda: StopAfter(26))   # group 0, epoch 2, after snapshot 1
         with pytest.raises(study.StudyInterrupted):
             SeedStudy(**config).run(workdir, progress=False)
     assert os.listdir(os.path.join(workdir, "predictions", "snapshots")) == ["epoch_0001_runs_000000-000002.npy"]

@@ -25,9 +25,12 @@ def _floats(text: str) -> float | list[float]:
     return values[0] if len(values) == 1 else values
 
 
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
 def _ints(text: str) -> int | list[int]:
-    values = _floats(text)
-    as_list = values if isinstance(values, list) else [values]
+    as_list = _as_list(_floats(text))
     if any(v != int(v) for v in as_list):
         raise StudyError(f"expected integers, got '{text}'")
     ints = [int(v) for v in as_list]
@@ -98,10 +101,6 @@ def define_study_flags() -> None:
 _PARSED = {"lr": _floats, "wd": _floats, "momentum": _floats, "label_smoothing": _floats,
            "poke_step": _ints, "poke_index": _ints,
            "snapshot_epochs": lambda text: tuple(_as_list(_ints(text))) if text.strip() else ()}
-
-
-def _as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 def study_config(values) -> StudyConfig:

@@ -142,9 +142,7 @@ class StudyConfig:
         unknown = sorted(set(obj) - known)
         if unknown:
             raise StudyError(f"config has unknown field(s): {', '.join(unknown)}")
-        if isinstance(obj.get("snapshot_epochs"), list):
-            obj = {**obj, "snapshot_epochs": tuple(obj["snapshot_epochs"])}
-        return cls(**obj)
+        return cls(**obj)   # __post_init__ turns JSON lists back into tuples
 
     def differences(self, other: "StudyConfig") -> list[str]:
         """Fields (other than execution details) where two configs disagree."""

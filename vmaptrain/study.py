@@ -101,9 +101,8 @@ def build_spec(config: StudyConfig, data: Dataset) -> TrainSpec:
     try:
         train_images = None
         if getattr(models.REGISTRY.get(config.model), "needs_training_images", False):
-            # Evenly spaced rather than airbench's first 5,000: a folder dataset is sorted by class.
-            spread = np.linspace(0, n - 1, min(n, models.WHITENING_IMAGES)).astype(np.int64)
-            train_images = normalize(data.x_train[spread], data.mean, data.std)
+            # Only the images the whitening uses are normalised (not the whole training set).
+            train_images = normalize(data.x_train[models.whitening_sample(n)], data.mean, data.std)
         model = make_model(config.model, data.num_classes, config.width, train_images)
         aug = augment.AugmentConfig(flip=config.flip, translate=config.translate,
                                     translate_mode=config.translate_mode, cutout=config.cutout)

@@ -19,19 +19,28 @@ import numpy as np
 
 from vmaptrain.models.layers import batch_norm, max_pool2, scaled, torch_default_init
 
-WHITENING_IMAGES = 5000   # airbench whitens from 5,000 training images (its first; the study spreads them)
+WHITENING_IMAGES = 5000   # airbench whitens from 5,000 training images
 WHITENING_EPS = 5e-4
+
+
+def whitening_sample(num_images: int) -> np.ndarray:
+    """Indices of the (at most 5,000) training images the whitening is computed from: evenly
+    spaced, not airbench's first 5,000 of a shuffled CIFAR-10, because a folder dataset is
+    sorted by class. All of them when there are no more than 5,000."""
+    return np.linspace(0, num_images - 1, min(num_images, WHITENING_IMAGES)).astype(np.int64)
 
 
 def whitening_filters(images: np.ndarray, chunk: int = 500) -> tuple:
     """The frozen first layer's kernel, [2, 2, C, 8C] flattened to a (hashable) tuple.
 
-    `images` are normalised training images [N, H, W, C] (at most 5,000 are used; airbench
-    takes the first 5,000 of a shuffled CIFAR-10). Filters are the eigenvectors of the
+    `images` are normalised training images [N, H, W, C], of which `whitening_sample` picks at
+    most 5,000. Filters are the eigenvectors of the
     uncentred covariance of all 2×2 patches, largest eigenvalue first, each scaled by
     1/sqrt(eigenvalue + 5e-4), followed by their negations.
     """
-    images = np.asarray(images, np.float64)[:WHITENING_IMAGES]
+    images = np.asarray(images, np.float64)
+    if images.ndim == 4:
+        images = images[whitening_sample(len(images))]
     if images.ndim != 4 or min(images.shape[1:3]) < 2:
         raise ValueError(f"whitening needs images [N, H, W, C] of at least 2×2, got shape {images.shape}")
     channels = images.shape[-1]
