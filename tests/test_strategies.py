@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from vmaptrain import autotune, conv_batching, hostmem, kernels, parallel, train
+from vmaptrain import autotune, compile_options, conv_batching, hostmem, parallel, train
 from vmaptrain.config import StudyConfig, StudyError
 from vmaptrain.data import load_dataset, normalize
 from vmaptrain.study import SeedStudy, build_spec, device_data, run_inputs
@@ -42,10 +42,15 @@ def setup():
     return spec, states, dev, perms, x_test
 
 
+def _options(strategy=None):
+    """The compile options a study's programs get (vmaptrain.compile_options)."""
+    return compile_options.for_devices(jax.devices()[:1], strategy)
+
+
 def _loop_logits(spec, states, dev, perms, x_test):
     """The reference: a Python loop over runs of a jitted single-run step."""
-    step = jax.jit(lambda s, p, k: train.run_step(spec, s, dev, p, 0, k)[0])
-    evaluate = jax.jit(lambda s: train.eval_logits(spec, s, x_test))
+    step = jax.jit(lambda s, p, k: train.run_step(spec, s, dev, p, 0, k)[0], compiler_options=_options())
+    evaluate = jax.jit(lambda s: train.eval_logits(spec, s, x_test), compiler_options=_options())
     logits = []
     for r in range(RUNS):
         state, perm = parallel.unstack(states, r), perms[r]
@@ -57,8 +62,9 @@ def _loop_logits(spec, states, dev, perms, x_test):
 
 def _strategy_logits(strategy, spec, states, dev, perms, x_test):
     step_all = parallel.map_runs(lambda run, k: train.run_step(spec, run[0], dev, run[1], 0, k), strategy)
-    step = jax.jit(lambda s, p, k: step_all((s, p), k)[0])
-    evaluate = jax.jit(parallel.map_runs(lambda s, x: train.eval_logits(spec, s, x), strategy))
+    step = jax.jit(lambda s, p, k: step_all((s, p), k)[0], compiler_options=_options(strategy))
+    evaluate = jax.jit(parallel.map_runs(lambda s, x: train.eval_logits(spec, s, x), strategy),
+                       compiler_options=_options(strategy))
     for k in range(STEPS):
         states = step(states, perms, k)
     return np.asarray(evaluate(states, x_test))
@@ -76,8 +82,10 @@ def test_dense_strategies_are_bitwise_the_loop(setup, loop, strategy):
 
 # Plain "vmap" and "chunk:K" are compared with "unrolled" in test_parallel.py (and "unrolled" is
 # bitwise the loop, above); "map:1" is lax.map's loop, "vmap+perrun+direct" the CPU candidate
-# with per-run convolutions inside vmap and the direct first-layer convolution.
-@pytest.mark.parametrize("strategy", ["map:1", "unrolled+direct", "vmap+direct", "vmap+bmm", "vmap+perrun+direct"])
+# with per-run convolutions inside vmap and the direct first-layer convolution; "+eigen" the
+# CPU candidates whose convolutions are XLA's own kernels instead of YNNPACK's.
+@pytest.mark.parametrize("strategy", ["map:1", "unrolled+direct", "vmap+direct", "vmap+bmm", "vmap+perrun+direct",
+                                      "unrolled+eigen", "unrolled+direct+eigen"])
 def test_other_strategies_agree_with_the_loop(setup, loop, strategy):
     logits = _strategy_logits(strategy, *setup)
     same = (logits.argmax(-1) == loop.argmax(-1)).mean()
@@ -93,13 +101,30 @@ def test_bf16_convolutions_train_and_keep_float32_state(setup, loop):
 
 # --- kernels -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (1, 7, 9, 2)])
-def test_pool_gradient_is_bitwise_autodiffs_including_ties(shape):
-    x = jnp.round(jax.random.normal(jax.random.key(0), shape) * 2) / 2  # many ties
-    g = jax.random.normal(jax.random.key(1), kernels._pool(x).shape)
-    want = jax.vjp(kernels._pool, x)[1](g)[0]
-    got = jax.jit(lambda x, g: jax.vjp(kernels.pool_with_custom_grad, x)[1](g)[0])(x, g)
-    np.testing.assert_array_equal(got, want)
+@pytest.mark.parametrize("strategy", ["unrolled+direct", "vmap+perrun+direct"])
+def test_routed_training_gradients_of_the_28x28_reference_net_are_autodiffs(strategy):
+    # Regression: a hand-written pool backward once made these infinite at the 7×7 layer
+    # (the reference net then never trained under "+direct"); 8×8 digits did not show it.
+    from vmaptrain.models.small_cnn import SmallCNN
+
+    model = SmallCNN(10, 0.5)
+    x = jax.random.normal(jax.random.key(0), (16, 28, 28, 1))
+    y = jax.random.randint(jax.random.key(1), (16,), 0, 10)
+    variables = model.init(jax.random.key(2), x, train=False)
+
+    def loss(params):
+        out, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+        return -jax.nn.log_softmax(out)[jnp.arange(16), y].mean()
+
+    def routed(params):
+        with conv_batching.routing(parallel.routing_of(strategy)):
+            return loss(params)
+
+    want = jax.jit(jax.grad(loss))(variables["params"])
+    got = jax.jit(jax.grad(routed))(variables["params"])
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+        assert np.isfinite(np.asarray(b)).all()
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
 SAME_3x3 = ((3, 3, 2, 4), 1, ((1, 1), (1, 1)))
@@ -138,9 +163,11 @@ def test_host_allocator_keeps_freed_memory_on_glibc():
 # --- names ---------------------------------------------------------------------------------------
 
 def test_strategy_grammar():
-    for good in ("auto", "vmap+direct", "chunk:4+perrun+direct", "map", "map:2+bmm", "serial", "vmap+bf16"):
+    for good in ("auto", "vmap+direct", "chunk:4+perrun+direct", "map", "map:2+bmm", "serial", "vmap+bf16",
+                 "unrolled+direct+eigen"):
         assert parallel.validate_strategy(good) == good
-    for bad in ("pmap", "vmap+perrun+bmm", "vmap+direct+direct", "map:0", "unrolled+fast", "auto+direct"):
+    for bad in ("pmap", "vmap+perrun+bmm", "vmap+direct+direct", "map:0", "unrolled+fast", "auto+direct",
+                "unrolled+eigen+eigen"):
         with pytest.raises(ValueError, match="unknown strategy"):
             parallel.validate_strategy(bad)
     with pytest.raises(StudyError, match="unknown strategy"):
@@ -149,6 +176,24 @@ def test_strategy_grammar():
         parallel.map_runs(lambda r: r, "auto")
     assert parallel.chunk_size("map:2+direct", 5) == 2 and parallel.chunk_size("serial", 5) == 1
     assert parallel.routing_of("vmap") is None
+    assert parallel.routing_of("unrolled+eigen") is None  # a compile option, not a routing
+    many, single = autotune.candidates_for("cpu", 8), autotune.candidates_for("cpu", 1)
+    assert "serial+direct" in many and not any("eigen" in c for c in many)
+    assert set(single) == {"unrolled", "unrolled+direct", "unrolled+eigen", "unrolled+direct+eigen"}
+    assert all(parallel.validate_strategy(c) == c for c in many + single + autotune.candidates_for("gpu", 8))
+
+
+def test_eigen_option_takes_convolutions_away_from_ynnpack():
+    conv = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    x, w = jnp.ones((4, 8, 8, 3)), jnp.ones((3, 3, 3, 5))
+    plain, eigen = _options("unrolled"), _options("unrolled+eigen")
+    assert "xla_cpu_experimental_ynn_fusion_type" not in plain
+    hlo = lambda options: jax.jit(conv, compiler_options=options).lower(x, w).compile().as_text()
+    if "ynn_fusion" in hlo(plain):  # this XLA gives convolutions to YNNPACK by default (jax 0.10.2 does)
+        assert "xla_cpu_experimental_ynn_fusion_type" in eigen
+        assert "ynn_fusion" not in hlo(eigen) and "convolution(" in hlo(eigen)
+    np.testing.assert_allclose(jax.jit(conv, compiler_options=eigen)(x, w), jax.jit(conv)(x, w), rtol=1e-6)
+    assert compile_options.for_devices([], "unrolled+eigen") == {}
 
 
 # --- auto ----------------------------------------------------------------------------------------

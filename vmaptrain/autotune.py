@@ -31,7 +31,10 @@ log = logging.getLogger("vmaptrain.autotune")
 
 # Per platform, best guess first. XLA:CPU: no plain "vmap" (grouped convolutions ~2× slower than
 # dense ones, cpu-measurements.md) and no "map" (convolutions in a loop ~80× slower).
-CPU_CANDIDATES = ("unrolled", "unrolled+direct", "vmap+perrun+direct")
+CPU_CANDIDATES = ("unrolled", "unrolled+direct", "serial", "serial+direct", "vmap+perrun+direct")
+# One run per device: every form is the same dense run, so only kernel and compile options differ;
+# XLA's own convolutions beat YNNPACK's for some single runs (never, measured, at S = 8).
+CPU_SINGLE_RUN_CANDIDATES = ("unrolled", "unrolled+direct", "unrolled+eigen", "unrolled+direct+eigen")
 GPU_CANDIDATES = ("vmap", "vmap+direct", "vmap+perrun", "chunk:{half}", "map:{quarter}")
 
 
@@ -48,7 +51,8 @@ def candidates_for(platform: str, runs_per_device: int) -> list[str]:
         if runs_per_device <= 8:
             found.append("unrolled")  # compile time grows with S: only for few runs
     if runs_per_device == 1:  # every form is one dense run: only the kernel options differ
-        found = [c for c in found if c.startswith("unrolled")] or ["unrolled"]
+        found = (list(CPU_SINGLE_RUN_CANDIDATES) if platform == "cpu"
+                 else [c for c in found if c.startswith("unrolled")] or ["unrolled"])
     return list(dict.fromkeys(found))
 
 
@@ -123,7 +127,7 @@ def choose(key: str, candidates: Sequence[str], measure: Callable[[str], float],
     return choice, entry
 
 
-def time_programs(step_fns: dict, rounds: int = 3, steps: int = 2) -> dict:
+def time_programs(step_fns: dict, rounds: int = 5, steps: int = 2) -> dict:
     """Median seconds per call of each zero-argument `step_fns[name]()` (which must return
     something to block on), interleaving the candidates round by round so that load on a
     shared machine hits all of them alike. Each function is called twice first (compile, warm)."""

@@ -83,7 +83,7 @@ def define_study_flags() -> None:
     flags.DEFINE_string("poke_param", None, "Parameter path to poke, e.g. conv0/kernel (default: the first).")
     flags.DEFINE_string("poke_index", str(defaults.poke_index), "Flat index of the poked weight, or one per run.")
     flags.DEFINE_string("strategy", defaults.strategy, "How runs are batched: auto (time candidates, cache the fastest) | "
-                        "vmap | unrolled | serial | chunk:K | map[:K], optionally +direct, +perrun|+bmm, +bf16 "
+                        "vmap | unrolled | serial | chunk:K | map[:K], optionally +direct, +perrun|+bmm, +bf16, +eigen "
                         "(see vmaptrain/parallel.py)")
     flags.DEFINE_integer("group_size", defaults.group_size, "Train runs in groups of this size (0 = all at once).")
     flags.DEFINE_integer("eval_batch_size", defaults.eval_batch_size, "Test examples per evaluation batch.")

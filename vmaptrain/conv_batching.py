@@ -124,6 +124,11 @@ def _weight_grad(method, strides, padding, x, dy, w_shape):
         return vjp(dy)[0]
     # "im2col" and "direct": one GEMM reads dy once. (Autodiff of the direct form would emit one
     # reduction per tap, each recomputing dy's producers: ~9× slower in a training step.)
+    if w_shape[2] == 1:
+        # One input channel: taps stacked as rows [kh·kw, B·H·W], the GEMM's natural layout;
+        # [B, H, W, kh·kw] patches would be transposed by a strided copy costing more than the GEMM.
+        rows = jnp.stack([tap.reshape(-1) for tap in _taps(x, w_shape[:2], strides, padding)])
+        return (rows @ dy.reshape(-1, w_shape[3])).reshape(w_shape)
     cols = patches(x, w_shape[:2], strides, padding)
     return jnp.einsum("bhwk,bhwo->ko", cols, dy).reshape(w_shape)
 

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vmaptrain import parallel
+from vmaptrain import compile_options, parallel
 
 AXIS = "seed"
 COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
@@ -98,6 +98,8 @@ class ShardedPrograms:
         def shard(fn, in_specs, out_specs):
             return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
+        options = compile_options.for_devices(mesh.devices.flat, strategy)
+
         def init_one(run, sample):
             init_key, order_key, aug_key, hyper, poke = run
             return train.init_run(spec, init_key, order_key, aug_key, hyper, poke, sample)
@@ -110,13 +112,14 @@ class ShardedPrograms:
         eval_local = parallel.map_runs(lambda state, images: train.eval_logits(spec, state, images), strategy)
         # Init and permutations hold no convolution worth batching differently: plain vmap,
         # which draws exactly the same random bits as one run at a time.
-        self.init = jax.jit(shard(jax.vmap(init_one, in_axes=(0, None)), (runs, shared), runs))
+        self.init = jax.jit(shard(jax.vmap(init_one, in_axes=(0, None)), (runs, shared), runs),
+                            compiler_options=options)
         self._permutations = {}
         self.step = jax.jit(
             shard(lambda st, perms, data, e, k: step_local((st, perms), data, e, k),
                   (runs, runs, shared, shared, shared), (runs, runs)),
-            donate_argnums=0)
-        self.eval = jax.jit(shard(eval_local, (runs, shared), runs))
+            donate_argnums=0, compiler_options=options)
+        self.eval = jax.jit(shard(eval_local, (runs, shared), runs), compiler_options=options)
 
     def permutations(self, order_keys, epoch, num_examples: int):
         if num_examples not in self._permutations:
@@ -124,7 +127,8 @@ class ShardedPrograms:
 
             perm = lambda keys, e: jax.vmap(train.epoch_permutation, in_axes=(0, None, None))(keys, e, num_examples)
             self._permutations[num_examples] = jax.jit(jax.shard_map(
-                perm, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False))
+                perm, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False),
+                compiler_options=compile_options.for_devices(self.mesh.devices.flat))
         return self._permutations[num_examples](order_keys, epoch)
 
     def step_hlo(self, state, permutations, data, epoch, k) -> str:

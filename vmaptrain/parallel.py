@@ -21,7 +21,9 @@ Options (`vmaptrain.conv_batching`): "+direct" computes convolutions with a tiny
 (kh·kw·C_in ≤ 27: RGB or grey input layers) as shifted multiply-adds; "+perrun" makes every
 vmapped convolution one dense convolution per run; "+bmm" batches vmapped convolutions as
 im2col batched matmuls; "+bf16" computes convolutions in bfloat16 (GPU; opt-in, never chosen
-by "auto" because it changes the numerics).
+by "auto" because it changes the numerics); "+eigen" is a compile option, not a routing: on CPU
+XLA runs convolutions with its own (Eigen) kernels instead of YNNPACK (`compile_options`),
+faster for some models and slower for others, so "auto" times both.
 
 "auto" is not a strategy of this module: `vmaptrain.autotune` resolves it to one by timing.
 
@@ -45,10 +47,10 @@ from vmaptrain import hostmem
 hostmem.keep_freed_memory()
 
 FORMS = ("vmap", "unrolled", "serial", "chunk:K", "map", "map:K")
-OPTIONS = ("direct", "perrun", "bmm", "bf16")
+OPTIONS = ("direct", "perrun", "bmm", "bf16", "eigen")
 DIRECT_PATCH_LIMIT = 27
 STRATEGY_PATTERN = re.compile(r"^(vmap|unrolled|serial|chunk:[1-9][0-9]*|map|map:[1-9][0-9]*)"
-                              r"((\+(direct|perrun|bmm|bf16))*)$")
+                              r"((\+(direct|perrun|bmm|bf16|eigen))*)$")
 
 
 def validate_strategy(strategy: str) -> str:
@@ -60,7 +62,7 @@ def validate_strategy(strategy: str) -> str:
     if not match or len(set(options)) != len(options) or {"perrun", "bmm"} <= set(options):
         raise ValueError(f"unknown strategy '{strategy}'; choose auto, or vmap, unrolled, serial, chunk:K, "
                          f"map or map:K (K ≥ 1), optionally followed by +direct, +perrun or +bmm "
-                         f"(not both) and +bf16")
+                         f"(not both), +bf16 and +eigen")
     return strategy
 
 
@@ -74,7 +76,7 @@ def parse(strategy: str) -> tuple[str, tuple[str, ...]]:
 
 def routing_of(strategy: str):
     """The `conv_batching.Routing` a strategy's options ask for; None: flax's own convolutions."""
-    _, options = parse(strategy)
+    options = set(parse(strategy)[1]) - {"eigen"}  # "eigen" is a compile option
     if not options:
         return None
     from vmaptrain import conv_batching  # local: config imports this module without flax

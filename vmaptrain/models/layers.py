@@ -21,8 +21,7 @@ def max_pool2(x: jnp.ndarray) -> jnp.ndarray:
     """2×2 max pool, stride 2, floor semantics, written as reshape + max.
 
     On XLA:CPU this is ~1.6× faster than `reduce_window` in a training step because its
-    gradient avoids the select-and-scatter kernel (cpu-measurements.md). Strategies with
-    kernel options swap in a hand-written backward (`kernels.max_pool2`).
+    gradient avoids the select-and-scatter kernel (cpu-measurements.md); see `kernels.py`.
     """
     return kernels.max_pool2(x)
 

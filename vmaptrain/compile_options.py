@@ -1,0 +1,47 @@
+"""XLA compile options that a strategy asks for (the "+eigen" strategy option).
+
+XLA:CPU (jax 0.10.2) hands convolutions to YNNPACK. Its own Eigen kernels compute a
+convolution's weight gradient about twice as fast on this project's 2-core AVX-512 machine, and
+make a single reference-net run's step ~12% faster, but they are slower inside multi-run
+programs and for other models (BUILD_NOTES.md "Measured"). So this is a strategy option that
+"auto" times where it can win (one run per device), not a default.
+
+Options are per compiled program (`jax.jit(..., compiler_options=...)`), not process flags:
+importing vmaptrain changes nothing else in the process, and every program of a study is
+compiled with the same options.
+
+Tried and not kept: `xla_cpu_prefer_vector_width=512` (3–4% faster, but a run's bits then
+depend on how many runs share its program), oneDNN (`xla_cpu_use_onednn`, fusion types fail to
+compile, the custom-call path changes nothing), XNNPACK graph fusion, `xla_cpu_multi_thread_eigen`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+_YNN_TYPES = "xla_cpu_experimental_ynn_fusion_type"
+# XLA:CPU's default YNNPACK fusion types, less INDIVIDUAL_CONVOLUTION.
+_YNN_WITHOUT_CONVOLUTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+
+
+@functools.lru_cache(maxsize=None)
+def _supported(name: str, value) -> bool:
+    """Whether this XLA:CPU accepts the option (an unknown one fails compilation)."""
+    probe = jax.device_put(1.0, jax.devices("cpu")[0])
+    try:
+        jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(probe).compile()
+    except Exception:  # noqa: BLE001 - any refusal means "not supported by this jaxlib"
+        return False
+    return True
+
+
+def for_devices(devices, strategy: str | None = None) -> dict:
+    """The compile options for a program on `devices` built with `strategy`: on CPU, "+eigen"
+    takes convolutions away from YNNPACK; otherwise XLA's defaults."""
+    devices = list(devices)
+    eigen = bool(strategy) and "eigen" in strategy.split("+")[1:]
+    if not eigen or not devices or any(d.platform != "cpu" for d in devices):
+        return {}
+    return {_YNN_TYPES: _YNN_WITHOUT_CONVOLUTIONS} if _supported(_YNN_TYPES, _YNN_WITHOUT_CONVOLUTIONS) else {}
