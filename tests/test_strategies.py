@@ -42,15 +42,15 @@ def setup():
     return spec, states, dev, perms, x_test
 
 
-def _options(strategy=None):
-    """The compile options a study's programs get (vmaptrain.compile_options)."""
+def _options(strategy):
+    """The compile options a study's programs get with `strategy` (vmaptrain.compile_options)."""
     return compile_options.for_devices(jax.devices()[:1], strategy)
 
 
 def _loop_logits(spec, states, dev, perms, x_test):
     """The reference: a Python loop over runs of a jitted single-run step."""
-    step = jax.jit(lambda s, p, k: train.run_step(spec, s, dev, p, 0, k)[0], compiler_options=_options())
-    evaluate = jax.jit(lambda s: train.eval_logits(spec, s, x_test), compiler_options=_options())
+    step = jax.jit(lambda s, p, k: train.run_step(spec, s, dev, p, 0, k)[0])
+    evaluate = jax.jit(lambda s: train.eval_logits(spec, s, x_test))
     logits = []
     for r in range(RUNS):
         state, perm = parallel.unstack(states, r), perms[r]

@@ -7,8 +7,8 @@ programs and for other models (BUILD_NOTES.md "Measured"). So this is a strategy
 "auto" times where it can win (one run per device), not a default.
 
 Options are per compiled program (`jax.jit(..., compiler_options=...)`), not process flags:
-importing vmaptrain changes nothing else in the process, and every program of a study is
-compiled with the same options.
+importing vmaptrain changes nothing else in the process, and a study's init, step and eval
+programs are compiled with the same options.
 
 Tried and not kept: `xla_cpu_prefer_vector_width=512` (3–4% faster, but a run's bits then
 depend on how many runs share its program), oneDNN (`xla_cpu_use_onednn`, fusion types fail to
@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 
 import jax
+
+from vmaptrain import parallel
 
 _YNN_TYPES = "xla_cpu_experimental_ynn_fusion_type"
 # XLA:CPU's default YNNPACK fusion types, less INDIVIDUAL_CONVOLUTION.
@@ -41,7 +43,7 @@ def for_devices(devices, strategy: str | None = None) -> dict:
     """The compile options for a program on `devices` built with `strategy`: on CPU, "+eigen"
     takes convolutions away from YNNPACK; otherwise XLA's defaults."""
     devices = list(devices)
-    eigen = bool(strategy) and "eigen" in strategy.split("+")[1:]
+    eigen = bool(strategy) and "eigen" in parallel.parse(strategy)[1]
     if not eigen or not devices or any(d.platform != "cpu" for d in devices):
         return {}
     return {_YNN_TYPES: _YNN_WITHOUT_CONVOLUTIONS} if _supported(_YNN_TYPES, _YNN_WITHOUT_CONVOLUTIONS) else {}

@@ -127,8 +127,7 @@ class ShardedPrograms:
 
             perm = lambda keys, e: jax.vmap(train.epoch_permutation, in_axes=(0, None, None))(keys, e, num_examples)
             self._permutations[num_examples] = jax.jit(jax.shard_map(
-                perm, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False),
-                compiler_options=compile_options.for_devices(self.mesh.devices.flat))
+                perm, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False))
         return self._permutations[num_examples](order_keys, epoch)
 
     def step_hlo(self, state, permutations, data, epoch, k) -> str:
