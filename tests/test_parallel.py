@@ -19,6 +19,13 @@ def test_unrolled_run_is_bitwise_independent_of_how_many_runs_share_the_program(
         np.testing.assert_array_equal(other.logits, unrolled.logits)
 
 
+def test_eigen_runs_are_bitwise_independent_of_how_many_runs_share_the_program(small_config):
+    # XLA's multi-threaded convolutions partition work by shape only, never by what else runs.
+    together = SeedStudy(**small_config, num_seeds=4, strategy="unrolled+eigen").run(progress=False)
+    alone = SeedStudy(**small_config, num_seeds=4, strategy="unrolled+eigen", group_size=1).run(progress=False)
+    np.testing.assert_array_equal(alone.logits, together.logits)
+
+
 @pytest.mark.parametrize("strategy", ["vmap", "chunk:2"])
 def test_vmapped_strategies_agree_with_unrolled(small_config, unrolled, strategy):
     other = SeedStudy(**small_config, num_seeds=4, strategy=strategy).run(progress=False)

@@ -31,9 +31,12 @@ log = logging.getLogger("vmaptrain.autotune")
 
 # Per platform, best guess first. XLA:CPU: no plain "vmap" (grouped convolutions ~2× slower than
 # dense ones, cpu-measurements.md) and no "map" (convolutions in a loop ~80× slower).
-CPU_CANDIDATES = ("unrolled", "unrolled+direct", "serial", "serial+direct", "vmap+perrun+direct")
-# One run per device: every form is the same dense run, so only kernel and compile options differ;
-# XLA's own convolutions beat YNNPACK's for some single runs (never, measured, at S = 8).
+# "+eigen" (XLA's multi-threaded convolutions instead of YNNPACK's single-threaded ones) won for
+# the reference net at S = 8 once timings were free of page-fault noise (hostmem.py), lost for
+# others: timed, not assumed.
+CPU_CANDIDATES = ("unrolled", "unrolled+direct", "unrolled+eigen", "unrolled+direct+eigen", "serial",
+                  "serial+direct", "serial+direct+eigen", "vmap+perrun+direct")
+# One run per device: every form is the same dense run, so only kernel and compile options differ.
 CPU_SINGLE_RUN_CANDIDATES = ("unrolled", "unrolled+direct", "unrolled+eigen", "unrolled+direct+eigen")
 GPU_CANDIDATES = ("vmap", "vmap+direct", "vmap+perrun", "chunk:{half}", "map:{quarter}")
 
@@ -130,18 +133,22 @@ def choose(key: str, candidates: Sequence[str], measure: Callable[[str], float],
 def time_programs(step_fns: dict, rounds: int = 5, steps: int = 2) -> dict:
     """Median seconds per call of each zero-argument `step_fns[name]()` (which must return
     something to block on), interleaving the candidates round by round so that load on a
-    shared machine hits all of them alike. Each function is called twice first (compile, warm)."""
+    shared machine hits all of them alike. Each function is called twice first (compile, warm),
+    then one untimed interleaved round lets the host heap grow to what alternating programs need
+    (that growth is ~100 000 page faults for some first calls at S = 8, not a property of the
+    candidate)."""
     for fn in step_fns.values():
         jax.block_until_ready(fn())
         jax.block_until_ready(fn())
     samples = {name: [] for name in step_fns}
-    for _ in range(rounds):
+    for round_ in range(rounds + 1):
         for name, fn in step_fns.items():
             start = time.perf_counter()
             for _ in range(steps):
                 out = fn()
             jax.block_until_ready(out)
-            samples[name].append((time.perf_counter() - start) / steps)
+            if round_:
+                samples[name].append((time.perf_counter() - start) / steps)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -1,10 +1,11 @@
 """XLA compile options that a strategy asks for (the "+eigen" strategy option).
 
-XLA:CPU (jax 0.10.2) hands convolutions to YNNPACK. Its own Eigen kernels compute a
-convolution's weight gradient about twice as fast on this project's 2-core AVX-512 machine, and
-make a single reference-net run's step ~12% faster, but they are slower inside multi-run
-programs and for other models (BUILD_NOTES.md "Measured"). So this is a strategy option that
-"auto" times where it can win (one run per device), not a default.
+XLA:CPU (jax 0.10.2) hands convolutions to YNNPACK, which runs each one on a single thread
+(the same time on 1 and 2 cores). XLA's own Eigen kernels use the intra-op pool: on this
+project's 2-core machine they compute the reference net's convolutions faster, the weight
+gradients ~1.6× (BUILD_NOTES.md "Measured"); a reference-net step is 4–15% faster. For other
+models and inside programs that already overlap several runs' single-threaded kernels they can
+be slower, so this is a strategy option that "auto" times, not a default.
 
 Options are per compiled program (`jax.jit(..., compiler_options=...)`), not process flags:
 importing vmaptrain changes nothing else in the process, and a study's init, step and eval

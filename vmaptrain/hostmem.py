@@ -9,6 +9,11 @@ loop of single-run steps and for multi-run programs alike; 0 after this change).
 untrimmed heap instead, the same buffers are reused from step to step. The cost is that the
 process keeps its peak host memory instead of returning it to the OS.
 
+"Untrimmed" must mean never: a finite trim threshold (it was 2 GiB, mallopt's largest positive
+value) is crossed once several programs share the heap (auto's candidates, the benchmark's
+variants, train and eval), and each trim costs the next step ~100 000 page faults (~1 s of
+kernel time at S = 8); glibc reads -1 as "never trim".
+
 Applied once, when `vmaptrain.parallel` is imported (before any program runs); set
 VMAPTRAIN_MALLOC=default to leave the C allocator alone. A no-op outside glibc.
 """
@@ -35,6 +40,6 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_TOP_PAD, 64 << 20))
+    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1), (_M_TOP_PAD, 64 << 20))
     _applied = all(mallopt(option, value) == 1 for option, value in settings)
     return _applied

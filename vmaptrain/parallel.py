@@ -30,8 +30,9 @@ faster for some models and slower for others, so "auto" times both.
 Importing this module also tells glibc malloc to keep freed memory (`vmaptrain.hostmem`): XLA:CPU
 otherwise page-faults every step's scratch buffers in again, ~40 % of a step's CPU time.
 
-Strategies compute the same function; "unrolled"/"serial" are bitwise independent of S, the
-other forms agree to float rounding (tests/test_parallel.py, tests/test_strategies.py).
+Strategies compute the same function; "unrolled"/"serial" (with or without "+eigen") are
+bitwise independent of S, the other forms agree to float rounding (tests/test_parallel.py,
+tests/test_strategies.py).
 """
 
 from __future__ import annotations
