@@ -94,14 +94,10 @@ class TorchWorker:
 
 
 def interleaved(fns: dict, rounds: int, torch_workers: dict, per_block: int = 2) -> dict:
-    """Median seconds per round of each zero-argument JAX function (after two warm-up calls
-    each and one untimed interleaved pass) and of each torch worker; the JAX variants alternate round by round, each torch
-    worker runs `per_block` rounds between blocks of JAX rounds."""
-    for fn in fns.values():
-        jax.block_until_ready(fn())
-        jax.block_until_ready(fn())
-    for fn in fns.values():  # one untimed interleaved pass: the host heap grows to its steady size
-        jax.block_until_ready(fn())
+    """Median seconds per round of each zero-argument JAX function (after `autotune.warm_up`)
+    and of each torch worker; the JAX variants alternate round by round, each torch worker runs
+    `per_block` rounds between blocks of JAX rounds."""
+    autotune.warm_up(fns)
     samples = {name: [] for name in list(fns) + list(torch_workers)}
     for worker in torch_workers.values():
         worker.rounds(2)  # warm-up

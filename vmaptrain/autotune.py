@@ -131,25 +131,30 @@ def choose(key: str, candidates: Sequence[str], measure: Callable[[str], float],
     return choice, entry
 
 
-def time_programs(step_fns: dict, rounds: int = 5, steps: int = 2) -> dict:
-    """Median seconds per call of each zero-argument `step_fns[name]()` (which must return
-    something to block on), interleaving the candidates round by round so that load on a
-    shared machine hits all of them alike. Each function is called twice first (compile, warm),
-    then one untimed interleaved round lets the host heap grow to what alternating programs need
-    (that growth is ~100 000 page faults for some first calls at S = 8, not a property of the
-    candidate)."""
+def warm_up(step_fns: dict) -> None:
+    """Call each zero-argument `step_fns[name]()` twice (compile, warm), then once more in turn:
+    that interleaved pass lets the host heap grow to what alternating programs need (~100 000
+    page faults for some first calls at S = 8, not a property of any one program)."""
     for fn in step_fns.values():
         jax.block_until_ready(fn())
         jax.block_until_ready(fn())
+    for fn in step_fns.values():
+        jax.block_until_ready(fn())
+
+
+def time_programs(step_fns: dict, rounds: int = 5, steps: int = 2) -> dict:
+    """Median seconds per call of each zero-argument `step_fns[name]()` (which must return
+    something to block on) after `warm_up`, interleaving the candidates round by round so that
+    load on a shared machine hits all of them alike."""
+    warm_up(step_fns)
     samples = {name: [] for name in step_fns}
-    for round_ in range(rounds + 1):
+    for _ in range(rounds):
         for name, fn in step_fns.items():
             start = time.perf_counter()
             for _ in range(steps):
                 out = fn()
             jax.block_until_ready(out)
-            if round_:
-                samples[name].append((time.perf_counter() - start) / steps)
+            samples[name].append((time.perf_counter() - start) / steps)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
