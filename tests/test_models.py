@@ -84,3 +84,37 @@ def test_bad_models_are_refused():
     model = make_model("resnet9_paper", 10)
     with pytest.raises(ValueError, match="at least 12×12"):
         model.init(jax.random.key(0), jnp.ones((1, 8, 8, 1)), train=False)
+
+
+def _reshape_max_pool(x):
+    b, h, w, c = x.shape
+    return x[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 5), (2, 7, 7, 4), (1, 5, 6, 3)])
+def test_max_pool_routes_the_gradient_like_autodiff_without_ties(shape):
+    from vmaptrain.models.layers import max_pool2
+
+    x = jax.random.normal(jax.random.key(0), shape)
+    dy = jax.random.normal(jax.random.key(1), _reshape_max_pool(x).shape)
+    np.testing.assert_array_equal(max_pool2(x), _reshape_max_pool(x))
+    got = jax.vjp(max_pool2, x)[1](dy)[0]
+    np.testing.assert_array_equal(got, jax.vjp(_reshape_max_pool, x)[1](dy)[0])  # odd edges get 0
+    batched = jax.vmap(lambda x, dy: jax.vjp(max_pool2, x)[1](dy)[0])(jnp.stack([x, -x]), jnp.stack([dy, dy]))
+    np.testing.assert_array_equal(batched[0], got)
+
+
+def test_max_pool_ties_go_to_the_first_maximum_and_nan_wins():
+    from vmaptrain.models.layers import max_pool2
+
+    grad = jax.grad(lambda x: max_pool2(x).sum())
+    ties = jnp.array([[0.0, 2.0], [2.0, 2.0]]).reshape(1, 2, 2, 1)
+    np.testing.assert_array_equal(grad(ties)[0, :, :, 0], [[0, 1], [0, 0]])  # PyTorch's choice
+    with_nan = jnp.array([[1.0, 3.0], [jnp.nan, 2.0]]).reshape(1, 2, 2, 1)
+    assert np.isnan(max_pool2(with_nan)).all()
+    np.testing.assert_array_equal(grad(with_nan)[0, :, :, 0], [[0, 0], [1, 0]])
+    # Every window routes its gradient to exactly one element, also when XLA fuses the pool
+    # with the activation that feeds it.
+    x = jax.random.normal(jax.random.key(2), (4, 28, 28, 16))
+    g = jax.jit(jax.grad(lambda x: max_pool2(jax.nn.gelu(x)).sum()))(x).reshape(4, 14, 2, 14, 2, 16)
+    np.testing.assert_array_equal((g != 0).sum(axis=(2, 4)), 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 
@@ -16,22 +17,59 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
-def max_pool2(x: jnp.ndarray) -> jnp.ndarray:
-    """2×2 max pool, stride 2, floor semantics (odd trailing rows/columns are dropped), written
-    as reshape + max.
-
-    On XLA:CPU this is ~1.6× faster than `reduce_window` in a training step because its
-    gradient avoids the select-and-scatter kernel (cpu-measurements.md). A hand-written backward
-    (hit mask from `x == max`, g / count) was ~2.5× cheaper alone, but inside a model XLA:CPU
-    could round x differently in the fused max and comparison, some windows then matched no
-    element (count 0) and the gradient became infinite: the reference net diverged on 28×28
-    inputs under "+direct". Autodiff's gradient is used (tests/test_strategies.py checks the
-    routed gradients).
-    """
+def _pool_windows(x: jnp.ndarray) -> list[jnp.ndarray]:
+    """The four elements of every 2×2 window (row-major order), each [B, H//2, W//2, C]."""
     b, h, w, c = x.shape
     h2, w2 = h // 2, w // 2
-    x = x[:, : 2 * h2, : 2 * w2, :]
-    return x.reshape(b, h2, 2, w2, 2, c).max(axis=(2, 4))
+    v = x[:, : 2 * h2, : 2 * w2, :].reshape(b, h2, 2, w2, 2, c)
+    return [v[:, :, p, :, q, :] for p in (0, 1) for q in (0, 1)]
+
+
+def _pool_with_winner(x: jnp.ndarray):
+    """2×2 max and, per window, which element (0–3) holds it: the first maximum, a NaN wins
+    (PyTorch's rule)."""
+    parts = _pool_windows(x)
+    y, winner = parts[0], jnp.zeros(parts[0].shape, jnp.int8)
+    for j, part in enumerate(parts[1:], start=1):
+        better = (part > y) | jnp.isnan(part)
+        y, winner = jnp.where(better, part, y), jnp.where(better, jnp.int8(j), winner)
+    return y, winner
+
+
+@jax.custom_vjp
+def max_pool2(x: jnp.ndarray) -> jnp.ndarray:
+    """2×2 max pool, stride 2, floor semantics (odd trailing rows/columns are dropped).
+
+    The gradient goes to the window's first maximum, recorded in the forward pass as an int8
+    index (PyTorch routes the same way). Autodiff of a max instead rebuilds the hit mask in the
+    backward pass (compare, count the hits per window, divide, broadcast): three full-size passes
+    over the pooled activations, the costliest elementwise work of the reference net's 28×28
+    layer on XLA:CPU (BUILD_NOTES.md "Measured": a training step 10–15% faster with the index).
+    The backward never compares floats again: a hand-written backward that did (x == max) once
+    met activations that XLA:CPU had rounded differently in two fusions, found no hit in some
+    windows and divided by zero; here every window routes its gradient to exactly one element.
+    """
+    return _pool_with_winner(x)[0]
+
+
+def _max_pool2_forward(x):
+    y, winner = _pool_with_winner(x)
+    return y, (winner, x.shape)
+
+
+def _max_pool2_backward(residuals, dy):
+    winner, (b, h, w, c) = residuals
+    h2, w2 = h // 2, w // 2
+    position = (jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 2) * 2
+                + jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 4))
+    hit = winner[:, :, None, :, None, :] == position
+    dx = jnp.where(hit, dy[:, :, None, :, None, :], jnp.zeros((), dy.dtype)).reshape(b, 2 * h2, 2 * w2, c)
+    if (2 * h2, 2 * w2) != (h, w):  # the dropped trailing row/column gets no gradient
+        dx = jnp.pad(dx, ((0, 0), (0, h - 2 * h2), (0, w - 2 * w2), (0, 0)))
+    return (dx,)
+
+
+max_pool2.defvjp(_max_pool2_forward, _max_pool2_backward)
 
 
 def batch_norm(train: bool, name: str, momentum: float = 0.9, scale_init=nn.initializers.ones,
