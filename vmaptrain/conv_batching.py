@@ -127,7 +127,10 @@ def _weight_grad(method, strides, padding, x, dy, w_shape):
     if w_shape[2] == 1:
         # One input channel: taps stacked as rows [kh·kw, B·H·W], the GEMM's natural layout;
         # [B, H, W, kh·kw] patches would be transposed by a strided copy costing more than the GEMM.
-        rows = jnp.stack([tap.reshape(-1) for tap in _taps(x, w_shape[:2], strides, padding)])
+        # Stacked as [kh·kw, B, H, W] first: XLA:CPU then writes the rows in one fusion instead of
+        # one per tap plus a copy (1.6 vs 2.7 ms for the reference net's first layer, one core).
+        taps = _taps(x, w_shape[:2], strides, padding)
+        rows = jnp.stack([tap[..., 0] for tap in taps]).reshape(len(taps), -1)
         return (rows @ dy.reshape(-1, w_shape[3])).reshape(w_shape)
     cols = patches(x, w_shape[:2], strides, padding)
     return jnp.einsum("bhwk,bhwo->ko", cols, dy).reshape(w_shape)
