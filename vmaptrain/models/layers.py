@@ -17,18 +17,12 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
-def _pool_windows(x: jnp.ndarray) -> list[jnp.ndarray]:
-    """The four elements of every 2×2 window (row-major order), each [B, H//2, W//2, C]."""
-    b, h, w, c = x.shape
-    h2, w2 = h // 2, w // 2
-    v = x[:, : 2 * h2, : 2 * w2, :].reshape(b, h2, 2, w2, 2, c)
-    return [v[:, :, p, :, q, :] for p in (0, 1) for q in (0, 1)]
-
-
 def _pool_with_winner(x: jnp.ndarray):
-    """2×2 max and, per window, which element (0–3) holds it: the first maximum, a NaN wins
-    (PyTorch's rule)."""
-    parts = _pool_windows(x)
+    """2×2 max of an even-sized [B, H, W, C] and, per window, which element (0–3, row-major)
+    holds it: the first maximum, a NaN wins (PyTorch's rule)."""
+    b, h, w, c = x.shape
+    windows = x.reshape(b, h // 2, 2, w // 2, 2, c)
+    parts = [windows[:, :, p, :, q, :] for p in (0, 1) for q in (0, 1)]
     y, winner = parts[0], jnp.zeros(parts[0].shape, jnp.int8)
     for j, part in enumerate(parts[1:], start=1):
         better = (part > y) | jnp.isnan(part)
@@ -37,6 +31,26 @@ def _pool_with_winner(x: jnp.ndarray):
 
 
 @jax.custom_vjp
+def _even_max_pool2(x: jnp.ndarray) -> jnp.ndarray:
+    return _pool_with_winner(x)[0]
+
+
+def _even_max_pool2_forward(x):
+    return _pool_with_winner(x)
+
+
+def _even_max_pool2_backward(winner, dy):
+    b, h2, w2, c = winner.shape
+    position = (jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 2) * 2
+                + jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 4))
+    hit = winner[:, :, None, :, None, :] == position
+    dx = jnp.where(hit, dy[:, :, None, :, None, :], jnp.zeros((), dy.dtype))
+    return (dx.reshape(b, 2 * h2, 2 * w2, c),)
+
+
+_even_max_pool2.defvjp(_even_max_pool2_forward, _even_max_pool2_backward)
+
+
 def max_pool2(x: jnp.ndarray) -> jnp.ndarray:
     """2×2 max pool, stride 2, floor semantics (odd trailing rows/columns are dropped).
 
@@ -44,32 +58,14 @@ def max_pool2(x: jnp.ndarray) -> jnp.ndarray:
     index (PyTorch routes the same way). Autodiff of a max instead rebuilds the hit mask in the
     backward pass (compare, count the hits per window, divide, broadcast): three full-size passes
     over the pooled activations, the costliest elementwise work of the reference net's 28×28
-    layer on XLA:CPU (BUILD_NOTES.md "Measured": a training step 10–15% faster with the index).
-    The backward never compares floats again: a hand-written backward that did (x == max) once
-    met activations that XLA:CPU had rounded differently in two fusions, found no hit in some
-    windows and divided by zero; here every window routes its gradient to exactly one element.
+    layer on XLA:CPU (BUILD_NOTES.md "Measured": an 8-run training step 6–11% faster with the
+    index). The backward never compares floats again: a hand-written backward that did
+    (x == max) once met activations that XLA:CPU had rounded differently in two fusions, found
+    no hit in some windows and divided by zero; here every window routes its gradient to exactly
+    one element.
     """
-    return _pool_with_winner(x)[0]
-
-
-def _max_pool2_forward(x):
-    y, winner = _pool_with_winner(x)
-    return y, (winner, x.shape)
-
-
-def _max_pool2_backward(residuals, dy):
-    winner, (b, h, w, c) = residuals
-    h2, w2 = h // 2, w // 2
-    position = (jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 2) * 2
-                + jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 4))
-    hit = winner[:, :, None, :, None, :] == position
-    dx = jnp.where(hit, dy[:, :, None, :, None, :], jnp.zeros((), dy.dtype)).reshape(b, 2 * h2, 2 * w2, c)
-    if (2 * h2, 2 * w2) != (h, w):  # the dropped trailing row/column gets no gradient
-        dx = jnp.pad(dx, ((0, 0), (0, h - 2 * h2), (0, w - 2 * w2), (0, 0)))
-    return (dx,)
-
-
-max_pool2.defvjp(_max_pool2_forward, _max_pool2_backward)
+    b, h, w, c = x.shape
+    return _even_max_pool2(x[:, : h // 2 * 2, : w // 2 * 2, :])
 
 
 def batch_norm(train: bool, name: str, momentum: float = 0.9, scale_init=nn.initializers.ones,
