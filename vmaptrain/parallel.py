@@ -51,7 +51,7 @@ FORMS = ("vmap", "unrolled", "serial", "chunk:K", "map", "map:K")
 OPTIONS = ("direct", "perrun", "bmm", "bf16", "eigen")
 DIRECT_PATCH_LIMIT = 27
 STRATEGY_PATTERN = re.compile(r"^(vmap|unrolled|serial|chunk:[1-9][0-9]*|map|map:[1-9][0-9]*)"
-                              r"((\+(direct|perrun|bmm|bf16|eigen))*)$")
+                              rf"((\+({'|'.join(OPTIONS)}))*)$")
 
 
 def validate_strategy(strategy: str) -> str:

@@ -64,7 +64,7 @@ def max_pool2(x: jnp.ndarray) -> jnp.ndarray:
     no hit in some windows and divided by zero; here every window routes its gradient to exactly
     one element.
     """
-    b, h, w, c = x.shape
+    h, w = x.shape[1:3]
     return _even_max_pool2(x[:, : h // 2 * 2, : w // 2 * 2, :])
 
 
