@@ -56,8 +56,10 @@ def torch_rows(batch: int, steps: int) -> list[str]:
         dy = torch.randn(batch, c_out, size, size).contiguous(memory_format=torch.channels_last)
         forward = median_ms(lambda: layer(x), steps)
         both = median_ms(lambda: torch.autograd.grad(layer(x), (x, layer.weight), dy), steps)
-        rows.append(f"{size}×{size} {c_in}→{c_out}  pytorch ({torch.get_num_threads()} threads): forward "
-                    f"{forward:.2f} ms, forward + both gradients {both:.2f} ms")
+        rows.append(
+            f"{size}×{size} {c_in}→{c_out}  pytorch ({torch.get_num_threads()} threads): forward "
+            f"{forward:.2f} ms, forward + both gradients {both:.2f} ms"
+        )
     return rows
 
 
@@ -69,8 +71,10 @@ def main() -> None:
     if args.batch < 1 or args.steps < 1:
         parser.error("--batch and --steps must be positive")
     cpu = jax.devices("cpu")
-    libraries = {"ynnpack": compile_options.for_devices(cpu, "unrolled"),
-                 "eigen": compile_options.for_devices(cpu, "unrolled+eigen")}
+    libraries = {
+        "ynnpack": compile_options.for_devices(cpu, "unrolled"),
+        "eigen": compile_options.for_devices(cpu, "unrolled+eigen"),
+    }
     rng = np.random.default_rng(0)
     for size, c_in, c_out in LAYERS:
         x = jnp.asarray(rng.standard_normal((args.batch, size, size, c_in), np.float32))

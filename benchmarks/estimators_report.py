@@ -11,8 +11,8 @@ split between the streaming pass and the estimators.
 
 import time
 
-from absl import app, flags
 import numpy as np
+from absl import app, flags
 from scipy.special import ndtri
 
 from vmaptrain import estimators
@@ -21,46 +21,49 @@ _RUNS = flags.DEFINE_integer("runs", 10_000, "R, number of runs")
 _EXAMPLES = flags.DEFINE_integer("examples", 10_000, "n, number of test examples")
 _CLASSES = flags.DEFINE_integer("classes", 10, "k")
 _SEED = flags.DEFINE_integer("seed", 0, "seed of the synthetic study")
-_HARD = flags.DEFINE_float("hard_fraction", 0.3,
-                           "fraction of examples that are not always right (1.0: worst case)")
+_HARD = flags.DEFINE_float("hard_fraction", 0.3, "fraction of examples that are not always right (1.0: worst case)")
 
 
 def synthetic_predictions(num_runs, num_examples, num_classes, seed, hard_fraction=0.3):
-  rng = np.random.default_rng(seed)
-  labels = rng.integers(0, num_classes, num_examples).astype(np.int32)
-  error_rate = np.where(rng.random(num_examples) >= hard_fraction, 0.0, rng.beta(0.5, 2.0, num_examples))
-  cutoff = ndtri(np.clip(error_rate, 1e-12, 1 - 1e-12)).astype(np.float32)
-  cutoff[error_rate == 0] = -np.inf
-  rho = 0.0003
-  preds = np.empty((num_runs, num_examples), np.uint8)
-  for start in range(0, num_runs, 1000):
-    rows = min(1000, num_runs - start)
-    latent = (np.sqrt(rho) * rng.standard_normal((rows, 1), np.float32)
-              + np.sqrt(1 - rho) * rng.standard_normal((rows, num_examples), np.float32))
-    wrong = latent < cutoff
-    other = (labels + rng.integers(1, num_classes, (rows, num_examples))) % num_classes
-    preds[start:start + rows] = np.where(wrong, other, labels)
-  return labels, preds
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, num_examples).astype(np.int32)
+    error_rate = np.where(rng.random(num_examples) >= hard_fraction, 0.0, rng.beta(0.5, 2.0, num_examples))
+    cutoff = ndtri(np.clip(error_rate, 1e-12, 1 - 1e-12)).astype(np.float32)
+    cutoff[error_rate == 0] = -np.inf
+    rho = 0.0003
+    preds = np.empty((num_runs, num_examples), np.uint8)
+    for start in range(0, num_runs, 1000):
+        rows = min(1000, num_runs - start)
+        latent = np.sqrt(rho) * rng.standard_normal((rows, 1), np.float32) + np.sqrt(1 - rho) * rng.standard_normal(
+            (rows, num_examples), np.float32
+        )
+        wrong = latent < cutoff
+        other = (labels + rng.integers(1, num_classes, (rows, num_examples))) % num_classes
+        preds[start : start + rows] = np.where(wrong, other, labels)
+    return labels, preds
 
 
 def main(argv):
-  del argv
-  labels, preds = synthetic_predictions(_RUNS.value, _EXAMPLES.value, _CLASSES.value,
-                                        _SEED.value, _HARD.value)
-  print(f"study: R={_RUNS.value} runs x n={_EXAMPLES.value} examples, k={_CLASSES.value}")
-  for attempt in ("first call (with compilation)", "second call"):
-    start = time.perf_counter()
-    stats = estimators.collect_statistics(labels, preds=preds, num_classes=_CLASSES.value)
-    middle = time.perf_counter()
-    result = estimators.summarize(stats)
-    end = time.perf_counter()
-    print(f"{attempt}: report {end - start:.2f} s "
-          f"(streaming pass {middle - start:.2f} s, estimators {end - middle:.2f} s)")
-  print(f"accuracy {result['accuracy_mean']:.4f} ± {result['accuracy_std']:.5f}, "
+    del argv
+    labels, preds = synthetic_predictions(_RUNS.value, _EXAMPLES.value, _CLASSES.value, _SEED.value, _HARD.value)
+    print(f"study: R={_RUNS.value} runs x n={_EXAMPLES.value} examples, k={_CLASSES.value}")
+    for attempt in ("first call (with compilation)", "second call"):
+        start = time.perf_counter()
+        stats = estimators.collect_statistics(labels, preds=preds, num_classes=_CLASSES.value)
+        middle = time.perf_counter()
+        result = estimators.summarize(stats)
+        end = time.perf_counter()
+        print(
+            f"{attempt}: report {end - start:.2f} s "
+            f"(streaming pass {middle - start:.2f} s, estimators {end - middle:.2f} s)"
+        )
+    print(
+        f"accuracy {result['accuracy_mean']:.4f} ± {result['accuracy_std']:.5f}, "
         f"dist_std {result['dist_std']:.5f}, pairs deviating {result['pairs_deviating']} "
         f"(expected {result['pairs_deviating_expected']:.1f}) among "
-        f"{result['pairs_candidate_examples']} candidate examples")
+        f"{result['pairs_candidate_examples']} candidate examples"
+    )
 
 
 if __name__ == "__main__":
-  app.run(main)
+    app.run(main)

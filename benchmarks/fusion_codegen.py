@@ -47,8 +47,10 @@ def main() -> None:
         grad = jax.jit(lambda x, v=view: jax.grad(lambda y: jax.nn.gelu(y).sum())(x.reshape(v)))
         tanh = jax.jit(lambda x, v=view: jnp.tanh(x.reshape(v)))
         f, g, t = milliseconds(fwd, layer0), milliseconds(grad, layer0), milliseconds(tanh, layer0)
-        print(f"  {str(view):20s} gelu {f:5.2f} ms ({1e6 * f / layer0.size:.2f} ns/element), "
-              f"gradient {g:5.2f} ms, tanh alone {t:5.2f} ms")
+        print(
+            f"  {str(view):20s} gelu {f:5.2f} ms ({1e6 * f / layer0.size:.2f} ns/element), "
+            f"gradient {g:5.2f} ms, tanh alone {t:5.2f} ms"
+        )
     print("GELU forward on each layer's natural shape:")
     for shape in [(256, 28, 28, 16), (256, 14, 14, 32), (256, 7, 7, 64)]:
         x = jax.random.normal(jax.random.key(1), shape)

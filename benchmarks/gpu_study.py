@@ -43,8 +43,20 @@ from vmaptrain import presets  # noqa: E402
 # (net, optimizer, lookahead, alternating flip, 9.9 epochs, 6-view TTA); its accuracy is
 # reported with its runs/hour.
 CONFIGS = {
-    "resnet9_64ep": dict(model="resnet9_paper", width=1.0, epochs=64, batch_size=500, optimizer="sgd", lr=0.5,
-                         momentum=0.9, wd=5e-4, schedule="linear", flip="random", translate=2, cutout=12),
+    "resnet9_64ep": dict(
+        model="resnet9_paper",
+        width=1.0,
+        epochs=64,
+        batch_size=500,
+        optimizer="sgd",
+        lr=0.5,
+        momentum=0.9,
+        wd=5e-4,
+        schedule="linear",
+        flip="random",
+        translate=2,
+        cutout=12,
+    ),
     "airbench94": presets.recipe("airbench94"),
 }
 # Dense bf16 tensor-core peaks (TFLOP/s) by device_kind substring (gpu-performance.md §3).
@@ -99,8 +111,17 @@ def forward_flops(spec, data) -> float:
     return float(cost.get("flops", 0.0))
 
 
-def measure(config_name: str, fields: dict, dataset: str, num_seeds: int, strategy: str, steps: int,
-            full: bool, peak: float | None, log) -> dict:
+def measure(
+    config_name: str,
+    fields: dict,
+    dataset: str,
+    num_seeds: int,
+    strategy: str,
+    steps: int,
+    full: bool,
+    peak: float | None,
+    log,
+) -> dict:
     import jax
     import numpy as np
 
@@ -128,30 +149,49 @@ def measure(config_name: str, fields: dict, dataset: str, num_seeds: int, strate
     step_s = statistics.median(times)
     total_steps = config.total_steps(spec.steps_per_epoch)
     flops = 3.0 * forward_flops(spec, data) * num_seeds
-    out = {"config": config_name, "fields": fields, "num_seeds": num_seeds, "strategy": chosen,
-           "autotune_s": tune_s, "compile_and_first_step_s": first_s, "step_ms_median": 1000 * step_s,
-           "step_ms_p10_p90": [1000 * float(np.percentile(times, 10)), 1000 * float(np.percentile(times, 90))],
-           "steps_per_run": total_steps, "train_flops_per_step": flops,
-           "runs_per_hour_training_only": 3600 * num_seeds / (step_s * total_steps),
-           "mfu": (flops / step_s / (peak * 1e12)) if peak else None}
+    out = {
+        "config": config_name,
+        "fields": fields,
+        "num_seeds": num_seeds,
+        "strategy": chosen,
+        "autotune_s": tune_s,
+        "compile_and_first_step_s": first_s,
+        "step_ms_median": 1000 * step_s,
+        "step_ms_p10_p90": [1000 * float(np.percentile(times, 10)), 1000 * float(np.percentile(times, 90))],
+        "steps_per_run": total_steps,
+        "train_flops_per_step": flops,
+        "runs_per_hour_training_only": 3600 * num_seeds / (step_s * total_steps),
+        "mfu": (flops / step_s / (peak * 1e12)) if peak else None,
+    }
     mfu_text = f"{100 * out['mfu']:.1f}%" if out["mfu"] else "n/a (unknown peak)"
-    log(f"{config_name} S={num_seeds} {chosen}: {1000 * step_s:.1f} ms/step, "
-        f"{out['runs_per_hour_training_only']:.0f} runs/h (training only), MFU {mfu_text}")
+    log(
+        f"{config_name} S={num_seeds} {chosen}: {1000 * step_s:.1f} ms/step, "
+        f"{out['runs_per_hour_training_only']:.0f} runs/h (training only), MFU {mfu_text}"
+    )
     if full:
         start = time.perf_counter()
         result = study.SeedStudy(dataclasses.replace(config, strategy=chosen)).run(progress=False)
         wall = time.perf_counter() - start
         acc = [r["test_accuracy"] for r in result.runs]
-        out.update({"study_wall_s": wall, "runs_per_hour_end_to_end": 3600 * num_seeds / wall,
-                    "accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc, ddof=1)) if len(acc) > 1 else None})
-        log(f"  whole study: {wall:.1f} s → {out['runs_per_hour_end_to_end']:.0f} runs/h, "
-            f"accuracy {out['accuracy_mean']:.4f}")
+        out.update(
+            {
+                "study_wall_s": wall,
+                "runs_per_hour_end_to_end": 3600 * num_seeds / wall,
+                "accuracy_mean": float(np.mean(acc)),
+                "accuracy_std": float(np.std(acc, ddof=1)) if len(acc) > 1 else None,
+            }
+        )
+        log(
+            f"  whole study: {wall:.1f} s → {out['runs_per_hour_end_to_end']:.0f} runs/h, "
+            f"accuracy {out['accuracy_mean']:.4f}"
+        )
     return out
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default="all", choices=["all"] + sorted(CONFIGS))
     parser.add_argument("--num_seeds", default="8,16,32", help="comma-separated S values to try")
     parser.add_argument("--strategy", default="auto", help="vmaptrain strategy (default: auto)")
@@ -159,7 +199,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=20, help="timed steady-state steps")
     parser.add_argument("--epochs", type=float, default=None, help="override the configuration's epochs")
     parser.add_argument("--full", action="store_true", help="also train whole studies (runs/hour end to end)")
-    parser.add_argument("--data_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "vmaptrain", "cifar10-jpg"))
+    parser.add_argument(
+        "--data_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "vmaptrain", "cifar10-jpg")
+    )
     parser.add_argument("--peak_tflops", type=float, default=None, help="override the MFU denominator")
     parser.add_argument("--dry_run", action="store_true", help="tiny random data and widths (runs on CPU)")
     parser.add_argument("--out", default=None)
@@ -178,8 +220,15 @@ def main(argv=None) -> dict:
             log(f"warning: running on {device.platform}; these are not GPU numbers")
         dataset, steps = cifar_folder(args.data_dir), args.steps
     peak = peak_tflops(device.device_kind, args.peak_tflops)
-    report = {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-              "peak_tflops": peak, "dry_run": args.dry_run, "dataset": dataset, "results": []}
+    report = {
+        "device": device.device_kind,
+        "platform": device.platform,
+        "jax": jax.__version__,
+        "peak_tflops": peak,
+        "dry_run": args.dry_run,
+        "dataset": dataset,
+        "results": [],
+    }
     for name in names:
         fields = dict(CONFIGS[name])
         if args.epochs is not None:
@@ -189,15 +238,21 @@ def main(argv=None) -> dict:
         strategy = args.strategy
         if args.bf16:
             if strategy == "auto":
-                log("note: --bf16 with auto times the float32 candidates and adds +bf16 to none; "
-                    "give an explicit strategy, e.g. vmap+bf16")
+                log(
+                    "note: --bf16 with auto times the float32 candidates and adds +bf16 to none; "
+                    "give an explicit strategy, e.g. vmap+bf16"
+                )
             else:
                 strategy += "+bf16"
         for s in seeds:
-            report["results"].append(measure(name, fields, dataset, s, strategy, steps,
-                                             args.full or args.dry_run, peak, log))
-    out = args.out or (os.path.join(tempfile.gettempdir(), "gpu_study_dry_run.json") if args.dry_run else
-                       os.path.join(HERE, "results", f"gpu_study_{device.device_kind.replace(' ', '_')}.json"))
+            report["results"].append(
+                measure(name, fields, dataset, s, strategy, steps, args.full or args.dry_run, peak, log)
+            )
+    out = args.out or (
+        os.path.join(tempfile.gettempdir(), "gpu_study_dry_run.json")
+        if args.dry_run
+        else os.path.join(HERE, "results", f"gpu_study_{device.device_kind.replace(' ', '_')}.json")
+    )
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)

@@ -53,18 +53,23 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args(argv)
     data = load_dataset(args.dataset)
-    config = StudyConfig(dataset=args.dataset, model="small_cnn", num_seeds=args.num_seeds, epochs=1,
-                         batch_size=args.batch_size)
+    config = StudyConfig(
+        dataset=args.dataset, model="small_cnn", num_seeds=args.num_seeds, epochs=1, batch_size=args.batch_size
+    )
     spec = study.build_spec(config, data)
     devices = tuple(distributed.seed_mesh().devices.flat)
     for strategy in args.strategies.split(","):
-        steps = {"autodiff pool": stepper(config, spec, data, devices, strategy, autodiff_max_pool2),
-                 "index pool": stepper(config, spec, data, devices, strategy, small_cnn.max_pool2)}
+        steps = {
+            "autodiff pool": stepper(config, spec, data, devices, strategy, autodiff_max_pool2),
+            "index pool": stepper(config, spec, data, devices, strategy, small_cnn.max_pool2),
+        }
         seconds = autotune.time_programs(steps, rounds=args.rounds)
         per_model = {name: 1000 * s / args.num_seeds for name, s in seconds.items()}
-        print(f"{strategy}: autodiff pool {per_model['autodiff pool']:.1f} ms per model-step, index pool "
-              f"{per_model['index pool']:.1f} ({per_model['autodiff pool'] / per_model['index pool']:.2f}× faster)",
-              flush=True)
+        print(
+            f"{strategy}: autodiff pool {per_model['autodiff pool']:.1f} ms per model-step, index pool "
+            f"{per_model['index pool']:.1f} ({per_model['autodiff pool'] / per_model['index pool']:.2f}× faster)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,12 @@ from vmaptrain.data import load_dataset  # noqa: E402
 FASHION = "idx:/usr/share/datasets/fashion-mnist"
 # Small sizes of every registry model for the "never slower than the loop" check.
 TORCH = "pytorch eager, runs one after another (own process)"
-REGISTRY_SIZES = {"small_cnn": (0.5, 128), "resnet14_sd": (0.25, 128), "resnet9_paper": (0.125, 128),
-                  "airbench94": (0.125, 128)}
+REGISTRY_SIZES = {
+    "small_cnn": (0.5, 128),
+    "resnet14_sd": (0.25, 128),
+    "resnet9_paper": (0.125, 128),
+    "airbench94": (0.125, 128),
+}
 
 
 def jax_loop_stepper(config, spec, data, num_runs: int):
@@ -73,12 +77,17 @@ class TorchWorker:
     def __init__(self, num_runs: int, batch: int, shape, threads: int | None):
         import subprocess
 
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "torch_reference.py")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "torch_reference.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         if num_runs is not None:
             h, w, c = shape
-            self.info = self._ask({"setup": {"num_runs": num_runs, "batch": batch, "shape": [c, h, w],
-                                             "threads": threads}})
+            self.info = self._ask(
+                {"setup": {"num_runs": num_runs, "batch": batch, "shape": [c, h, w], "threads": threads}}
+            )
 
     def _ask(self, command: dict) -> dict:
         self.proc.stdin.write(json.dumps(command) + "\n")
@@ -112,8 +121,7 @@ def interleaved(fns: dict, rounds: int, torch_workers: dict, per_block: int = 2)
     return {name: {"median_s": statistics.median(v), "min_s": min(v), "samples_s": v} for name, v in samples.items()}
 
 
-def throughput(config, data, num_runs: int, rounds: int, with_torch: bool, torch_threads: int | None,
-               log) -> dict:
+def throughput(config, data, num_runs: int, rounds: int, with_torch: bool, torch_threads: int | None, log) -> dict:
     spec = study.build_spec(config, data)
     devices = tuple(distributed.seed_mesh().devices.flat)
     t0 = time.perf_counter()
@@ -134,29 +142,50 @@ def throughput(config, data, num_runs: int, rounds: int, with_torch: bool, torch
     finally:
         for worker in workers.values():
             worker.close()
-    for name, t in timed.items():
+    for t in timed.values():
         t["model_steps_per_s"] = num_runs / t["median_s"]
         t["ms_per_model_step"] = 1000 * t["median_s"] / num_runs
     auto = next(k for k in timed if k.startswith("vmaptrain auto"))
-    ratios = {f"auto / {k}": timed[auto]["model_steps_per_s"] / timed[k]["model_steps_per_s"]
-              for k in timed if k != auto}
-    best_torch = max((k for k in timed if k.startswith(TORCH)), key=lambda k: timed[k]["model_steps_per_s"],
-                     default=None)
+    ratios = {
+        f"auto / {k}": timed[auto]["model_steps_per_s"] / timed[k]["model_steps_per_s"] for k in timed if k != auto
+    }
+    best_torch = max(
+        (k for k in timed if k.startswith(TORCH)), key=lambda k: timed[k]["model_steps_per_s"], default=None
+    )
     if best_torch is not None:
         ratios["auto / best pytorch"] = ratios[f"auto / {best_torch}"]
     for name, t in timed.items():
-        log(f"  {name:60s} {t['model_steps_per_s']:7.2f} model-steps/s  ({t['ms_per_model_step']:.1f} ms per model-step)")
+        log(
+            f"  {name:60s} {t['model_steps_per_s']:7.2f} model-steps/s  "
+            f"({t['ms_per_model_step']:.1f} ms per model-step)"
+        )
     for name, r in ratios.items():
         log(f"  ratio {name:70s} {r:.2f}×")
-    return {"model": config.model, "width": config.width, "batch_size": config.batch_size,
-            "image_shape": list(data.x_train.shape[1:]), "num_runs": num_runs, "auto_choice": chosen,
-            "autotune_s": tune_s, "autotune_cache": autotune.cache_path(), "variants": timed, "ratios": ratios,
-            "best_torch": best_torch}
+    return {
+        "model": config.model,
+        "width": config.width,
+        "batch_size": config.batch_size,
+        "image_shape": list(data.x_train.shape[1:]),
+        "num_runs": num_runs,
+        "auto_choice": chosen,
+        "autotune_s": tune_s,
+        "autotune_cache": autotune.cache_path(),
+        "variants": timed,
+        "ratios": ratios,
+        "best_torch": best_torch,
+    }
 
 
 def whole_study(dataset: str, num_runs: int, epochs: int, batch: int, strategy: str, torch_threads, log) -> dict:
-    config = StudyConfig(dataset=dataset, model="small_cnn", width=1.0, num_seeds=num_runs, epochs=epochs,
-                         batch_size=batch, strategy=strategy)
+    config = StudyConfig(
+        dataset=dataset,
+        model="small_cnn",
+        width=1.0,
+        num_seeds=num_runs,
+        epochs=epochs,
+        batch_size=batch,
+        strategy=strategy,
+    )
     start = time.perf_counter()
     result = study.SeedStudy(config).run(progress=False)
     jax_s = time.perf_counter() - start
@@ -164,22 +193,43 @@ def whole_study(dataset: str, num_runs: int, epochs: int, batch: int, strategy: 
     log(f"  vmaptrain ({strategy}): {jax_s:.1f} s incl. compile, mean test accuracy {np.mean(jax_acc):.4f}")
     worker = TorchWorker(None, None, None, None)
     try:
-        torch_out = worker._ask({"study": {"dataset": dataset, "num_runs": num_runs, "epochs": epochs,
-                                           "batch": batch, "threads": torch_threads}})
+        torch_out = worker._ask(
+            {
+                "study": {
+                    "dataset": dataset,
+                    "num_runs": num_runs,
+                    "epochs": epochs,
+                    "batch": batch,
+                    "threads": torch_threads,
+                }
+            }
+        )
     finally:
         worker.close()
-    log(f"  pytorch eager ({torch_out['threads']} threads): {torch_out['wall_s']:.1f} s, "
-        f"mean test accuracy {np.mean(torch_out['accuracies']):.4f}")
+    log(
+        f"  pytorch eager ({torch_out['threads']} threads): {torch_out['wall_s']:.1f} s, "
+        f"mean test accuracy {np.mean(torch_out['accuracies']):.4f}"
+    )
     log(f"  ratio torch / vmaptrain wall time: {torch_out['wall_s'] / jax_s:.2f}×")
-    return {"dataset": dataset, "runs": num_runs, "epochs": epochs, "batch_size": batch, "strategy": strategy,
-            "vmaptrain_wall_s": jax_s, "vmaptrain_accuracies": jax_acc, "torch_threads": torch_out["threads"],
-            "torch_wall_s": torch_out["wall_s"], "torch_accuracies": torch_out["accuracies"],
-            "speedup_vs_torch": torch_out["wall_s"] / jax_s}
+    return {
+        "dataset": dataset,
+        "runs": num_runs,
+        "epochs": epochs,
+        "batch_size": batch,
+        "strategy": strategy,
+        "vmaptrain_wall_s": jax_s,
+        "vmaptrain_accuracies": jax_acc,
+        "torch_threads": torch_out["threads"],
+        "torch_wall_s": torch_out["wall_s"],
+        "torch_accuracies": torch_out["accuracies"],
+        "speedup_vs_torch": torch_out["wall_s"] / jax_s,
+    }
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default=FASHION, help="vmaptrain dataset string (28×28×1 for the reference net)")
     parser.add_argument("--num_seeds", type=int, default=8)
     parser.add_argument("--batch_size", type=int, default=256)
@@ -195,35 +245,59 @@ def main(argv=None) -> dict:
     log = lambda message: print(message, flush=True)
 
     data = load_dataset(args.dataset)
-    report = {"command": " ".join(["python"] + sys.argv), "jax": jax.__version__,
-              "device": jax.devices()[0].device_kind, "platform": platform.platform(),
-              "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()}
+    report = {
+        "command": " ".join(["python"] + sys.argv),
+        "jax": jax.__version__,
+        "device": jax.devices()[0].device_kind,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_average_start": os.getloadavg(),
+    }
     try:
         import torch
+
         report["torch"] = torch.__version__
         report["torch_threads"] = args.torch_threads or torch.get_num_threads()
     except ImportError:
         args.no_torch = True
-    log(f"reference net: small_cnn width {args.width}, batch {args.batch_size} of "
-        f"{'×'.join(map(str, data.x_train.shape[1:]))}, S = {args.num_seeds}")
-    config = StudyConfig(dataset=args.dataset, model="small_cnn", width=args.width, num_seeds=args.num_seeds,
-                         epochs=1, batch_size=args.batch_size)
-    report["reference"] = throughput(config, data, args.num_seeds, args.rounds, not args.no_torch,
-                                     args.torch_threads, log)
+    log(
+        f"reference net: small_cnn width {args.width}, batch {args.batch_size} of "
+        f"{'×'.join(map(str, data.x_train.shape[1:]))}, S = {args.num_seeds}"
+    )
+    config = StudyConfig(
+        dataset=args.dataset,
+        model="small_cnn",
+        width=args.width,
+        num_seeds=args.num_seeds,
+        epochs=1,
+        batch_size=args.batch_size,
+    )
+    report["reference"] = throughput(
+        config, data, args.num_seeds, args.rounds, not args.no_torch, args.torch_threads, log
+    )
     if args.registry:
         report["registry"] = []
         for model, (width, batch) in REGISTRY_SIZES.items():
             log(f"{model} width {width}, batch {batch}, S = {args.num_seeds}")
-            config = StudyConfig(dataset=args.dataset, model=model, width=width, num_seeds=args.num_seeds,
-                                 epochs=1, batch_size=batch)
-            report["registry"].append(throughput(config, data, args.num_seeds, max(3, args.rounds // 2),
-                                                 False, None, log))
+            config = StudyConfig(
+                dataset=args.dataset, model=model, width=width, num_seeds=args.num_seeds, epochs=1, batch_size=batch
+            )
+            report["registry"].append(
+                throughput(config, data, args.num_seeds, max(3, args.rounds // 2), False, None, log)
+            )
     if args.study and not args.no_torch:
         log(f"whole study: {args.num_seeds} runs × {args.study_epochs} epoch(s) of {args.dataset}")
         best = report["reference"]["best_torch"] or ""
         threads = 1 if best.endswith(", 1 thread(s)") else args.torch_threads
-        report["study"] = whole_study(args.dataset, args.num_seeds, args.study_epochs, args.batch_size,
-                                      report["reference"]["auto_choice"], threads, log)
+        report["study"] = whole_study(
+            args.dataset,
+            args.num_seeds,
+            args.study_epochs,
+            args.batch_size,
+            report["reference"]["auto_choice"],
+            threads,
+            log,
+        )
     report["load_average_end"] = os.getloadavg()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as handle:

@@ -21,8 +21,12 @@ class ReferenceNet(nn.Module):
         layers, channels = [], in_channels
         for out in (16, 32, 64):
             out = max(1, int(round(out * width)))
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
-                       nn.GELU(approximate="tanh"), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.GELU(approximate="tanh"),
+                nn.MaxPool2d(2),
+            ]
             channels = out
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(channels, num_classes)
@@ -60,14 +64,23 @@ def time_steps(num_runs: int, steps: int, batch: int = 256, shape=(1, 28, 28), w
         for i in range(warmup + steps):
             j = (i % 4) * batch
             start = time.perf_counter()
-            train_step(model, optimizer, images[j:j + batch], labels[j:j + batch])
+            train_step(model, optimizer, images[j : j + batch], labels[j : j + batch])
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     return times
 
 
-def train_study(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                num_runs: int, epochs: int, batch: int, mean: float, std: float) -> dict:
+def train_study(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    num_runs: int,
+    epochs: int,
+    batch: int,
+    mean: float,
+    std: float,
+) -> dict:
     """`num_runs` full trainings one after another (own init and data order), then each run's
     test accuracy; the wall time covers batching, normalisation, training and evaluation."""
     start = time.perf_counter()
@@ -82,15 +95,15 @@ def train_study(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
         for _ in range(epochs):
             order = torch.randperm(len(train), generator=gen)
             for k in range(steps):
-                idx = order[k * batch:(k + 1) * batch]
+                idx = order[k * batch : (k + 1) * batch]
                 images = ((train[idx].float() - mean) / std).contiguous(memory_format=torch.channels_last)
                 train_step(model, optimizer, images, targets[idx])
         model.eval()
         correct = 0
         with torch.no_grad():
             for k in range(0, len(test), 1000):
-                images = ((test[k:k + 1000].float() - mean) / std).contiguous(memory_format=torch.channels_last)
-                correct += int((model(images).argmax(-1) == test_targets[k:k + 1000]).sum())
+                images = ((test[k : k + 1000].float() - mean) / std).contiguous(memory_format=torch.channels_last)
+                correct += int((model(images).argmax(-1) == test_targets[k : k + 1000]).sum())
         accuracies.append(correct / len(test))
     return {"wall_s": time.perf_counter() - start, "accuracies": accuracies}
 
@@ -114,7 +127,7 @@ class SequentialRounds:
         self.count += 1
         start = time.perf_counter()
         for model, optimizer in self.runs:
-            train_step(model, optimizer, self.images[j:j + self.batch], self.labels[j:j + self.batch])
+            train_step(model, optimizer, self.images[j : j + self.batch], self.labels[j : j + self.batch])
         return time.perf_counter() - start
 
 
@@ -129,8 +142,17 @@ def study_from_dataset(dataset: str, num_runs: int, epochs: int, batch: int, thr
     if threads:
         torch.set_num_threads(threads)
     data = load_dataset(dataset)
-    out = train_study(data.x_train, data.y_train.astype(np.int64), data.x_test, data.y_test.astype(np.int64),
-                      num_runs, epochs, batch, float(np.mean(data.mean)), float(np.mean(data.std)))
+    out = train_study(
+        data.x_train,
+        data.y_train.astype(np.int64),
+        data.x_test,
+        data.y_test.astype(np.int64),
+        num_runs,
+        epochs,
+        batch,
+        float(np.mean(data.mean)),
+        float(np.mean(data.std)),
+    )
     out["threads"] = torch.get_num_threads()
     return out
 

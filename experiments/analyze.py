@@ -27,22 +27,31 @@ flags.mark_flags_as_required(["labels", "out"])
 
 
 def main(argv):
-  del argv
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # keep JAX's backend INFO lines off stderr
-  try:
-    report = analyze_files(
-        _LABELS.value, _OUT.value, logits_path=_LOGITS.value, preds_path=_PREDS.value,
-        num_classes=_NUM_CLASSES.value, pair_threshold=_PAIR_THRESHOLD.value,
-        bootstrap=_BOOTSTRAP.value, seed=_SEED.value, chunk_runs=_CHUNK_RUNS.value)
-  except EstimatorInputError as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 1
-  print(f"R={report['num_runs']} n={report['num_examples']}: accuracy "
+    del argv
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # keep JAX's backend INFO lines off stderr
+    try:
+        report = analyze_files(
+            _LABELS.value,
+            _OUT.value,
+            logits_path=_LOGITS.value,
+            preds_path=_PREDS.value,
+            num_classes=_NUM_CLASSES.value,
+            pair_threshold=_PAIR_THRESHOLD.value,
+            bootstrap=_BOOTSTRAP.value,
+            seed=_SEED.value,
+            chunk_runs=_CHUNK_RUNS.value,
+        )
+    except EstimatorInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"R={report['num_runs']} n={report['num_examples']}: accuracy "
         f"{100 * report['accuracy_mean']:.3f}% ± {100 * report['accuracy_std']:.3f}%, "
-        f"distribution-wise std {100 * report['dist_std']:.4f}% -> {_OUT.value}")
-  return 0
+        f"distribution-wise std {100 * report['dist_std']:.4f}% -> {_OUT.value}"
+    )
+    return 0
 
 
 if __name__ == "__main__":
-  app.run(main)
+    app.run(main)

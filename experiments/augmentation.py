@@ -1,6 +1,6 @@
 """Fig. 7: no augmentation vs augmentation on reduced data at matched accuracy: the variance ratio.
 
-    python experiments/augmentation.py --workdir=workdirs/augmentation --scale=cpu
+python experiments/augmentation.py --workdir=workdirs/augmentation --scale=cpu
 """
 
 from absl import app

@@ -1,6 +1,6 @@
 """Fig. 6: the 511 binary tasks, observed std vs sqrt(err/2n).
 
-    python experiments/binary_tasks.py --workdir=workdirs/binary_tasks --scale=cpu
+python experiments/binary_tasks.py --workdir=workdirs/binary_tasks --scale=cpu
 """
 
 from absl import app

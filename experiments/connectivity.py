@@ -21,8 +21,12 @@ flags.DEFINE_integer("epochs", None, "Override the preset's epochs.")
 flags.DEFINE_integer("num_seeds", None, "Override the preset's number of seeds.")
 flags.DEFINE_list("pairs", None, "Pairs to compare as i-j, e.g. 0-1,2-3 (default: all i<j up to the preset's cap).")
 flags.DEFINE_list("alphas", None, "α grid: a number of points (odd) or the values, e.g. 0,0.25,0.5,0.75,1.")
-flags.DEFINE_enum("noise", None, ["order", "aug", "order,aug", "poke"],
-                  "What the spawned children differ in (instability analysis); default: the preset's (order).")
+flags.DEFINE_enum(
+    "noise",
+    None,
+    ["order", "aug", "order,aug", "poke"],
+    "What the spawned children differ in (instability analysis); default: the preset's (order).",
+)
 flags.DEFINE_bool("instability", True, "Also run the spawning (instability) analysis.")
 flags.DEFINE_string("figures_dir", None, "Write the PNGs here instead of the workdir.")
 flags.mark_flag_as_required("workdir")

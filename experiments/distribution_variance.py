@@ -1,6 +1,6 @@
 """Fig. 5: test-set vs distribution-wise std vs training length.
 
-    python experiments/distribution_variance.py --workdir=workdirs/distribution_variance --scale=cpu
+python experiments/distribution_variance.py --workdir=workdirs/distribution_variance --scale=cpu
 """
 
 from absl import app

@@ -1,6 +1,6 @@
 """Fig. 1: test-accuracy distributions at several training lengths.
 
-    python experiments/duration_sweep.py --workdir=workdirs/duration_sweep --scale=cpu
+python experiments/duration_sweep.py --workdir=workdirs/duration_sweep --scale=cpu
 """
 
 from absl import app

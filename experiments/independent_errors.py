@@ -1,6 +1,6 @@
 """Figs. 3 and 14: observed accuracy distribution vs the independent-errors one.
 
-    python experiments/independent_errors.py --workdir=workdirs/independent_errors --scale=cpu
+python experiments/independent_errors.py --workdir=workdirs/independent_errors --scale=cpu
 """
 
 from absl import app

@@ -1,6 +1,6 @@
 """Fig. 8: per-run learning rates in one study; mean and excess variance per lr.
 
-    python experiments/lr_sweep.py --workdir=workdirs/lr_sweep --scale=cpu
+python experiments/lr_sweep.py --workdir=workdirs/lr_sweep --scale=cpu
 """
 
 from absl import app

@@ -1,6 +1,6 @@
 """Fig. 2: split-half correlation and top-quarter gain vs training length.
 
-    python experiments/lucky_seeds.py --workdir=workdirs/lucky_seeds --scale=cpu
+python experiments/lucky_seeds.py --workdir=workdirs/lucky_seeds --scale=cpu
 """
 
 from absl import app

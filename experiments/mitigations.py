@@ -1,6 +1,6 @@
 """Summers & Dinneen §5: TTA and snapshot ensembles, and how much variability each removes.
 
-    python experiments/mitigations.py --workdir=workdirs/mitigations --scale=cpu
+python experiments/mitigations.py --workdir=workdirs/mitigations --scale=cpu
 """
 
 from absl import app

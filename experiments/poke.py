@@ -1,6 +1,6 @@
 """App. D.2 / Fig. 12: poked vs unpoked twins vs different seeds; one-ULP poke.
 
-    python experiments/poke.py --workdir=workdirs/poke --scale=cpu
+python experiments/poke.py --workdir=workdirs/poke --scale=cpu
 """
 
 from absl import app

@@ -1,6 +1,6 @@
 """App. D.1 / Summers & Dinneen: vary all sources, or only init, order or aug.
 
-    python experiments/seed_isolation.py --workdir=workdirs/seed_isolation --scale=cpu
+python experiments/seed_isolation.py --workdir=workdirs/seed_isolation --scale=cpu
 """
 
 from absl import app

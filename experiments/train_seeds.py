@@ -1,6 +1,6 @@
 """Train a seed study and write its workdir.
 
-    python experiments/train_seeds.py --workdir=workdirs/digits --dataset=digits --num_seeds=32
+python experiments/train_seeds.py --workdir=workdirs/digits --dataset=digits --num_seeds=32
 """
 
 from absl import app, flags

@@ -14,8 +14,14 @@ from vmaptrain import study
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(REPO, "experiments", "train_seeds.py")
 # A resumable study small enough for tests: digits, half-width CNN, two groups.
-STUDY_FLAGS = ["--num_seeds=4", "--group_size=2", "--epochs=3", "--batch_size=32", "--width=0.5",
-               "--checkpoint_every_steps=4"]
+STUDY_FLAGS = [
+    "--num_seeds=4",
+    "--group_size=2",
+    "--epochs=3",
+    "--batch_size=32",
+    "--width=0.5",
+    "--checkpoint_every_steps=4",
+]
 
 
 def env(devices: int = 1, **extra) -> dict:
@@ -26,13 +32,25 @@ def env(devices: int = 1, **extra) -> dict:
 
 
 def start(args, devices: int = 1, **extra) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, BINARY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env(devices, **extra), cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, BINARY, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(devices, **extra),
+        cwd=REPO,
+    )
 
 
 def run(args, devices: int = 1, timeout: float = 600, **extra) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, BINARY, *args], capture_output=True, text=True,
-                          env=env(devices, **extra), cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, BINARY, *args],
+        capture_output=True,
+        text=True,
+        env=env(devices, **extra),
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def wait_for_checkpoint(workdir: str, proc: subprocess.Popen, timeout: float = 300) -> bool:
@@ -40,7 +58,7 @@ def wait_for_checkpoint(workdir: str, proc: subprocess.Popen, timeout: float = 3
     deadline = time.time() + timeout
     root = os.path.join(workdir, "checkpoints")
     while time.time() < deadline and proc.poll() is None:
-        for dirpath, dirnames, _ in os.walk(root):
+        for _dirpath, dirnames, _ in os.walk(root):
             if any(d.isdigit() for d in dirnames):
                 return True
         time.sleep(0.01)
@@ -70,8 +88,9 @@ def run_in_process(args) -> tuple[int, str, str]:
 
 
 def run_python(code: str, devices: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(devices),
-                          cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env(devices), cwd=REPO, timeout=timeout
+    )
 
 
 def example_step_hlo(num_runs: int | None = None) -> str:
@@ -120,11 +139,17 @@ def run_mains(calls: list[tuple[str, list[str]]], timeout: float = 900) -> list[
     compilations); returns (exit code, stdout, stderr) per call."""
     import json
 
-    proc = subprocess.run([sys.executable, "-c", _RUN_MAINS, json.dumps(calls)], capture_output=True, text=True,
-                          env=env(), cwd=REPO, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_MAINS, json.dumps(calls)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        cwd=REPO,
+        timeout=timeout,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return [tuple(r) for r in json.loads(lines[-1][len("RESULTS"):])]
+    return [tuple(r) for r in json.loads(lines[-1][len("RESULTS") :])]
 
 
 class StopAfter(study.TermGuard):

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vmaptrain.augment import (AugmentConfig, alternating_flip, augment_batch, cutout, random_flip,
-                               translate)
+from vmaptrain.augment import AugmentConfig, alternating_flip, augment_batch, cutout, random_flip, translate
 
 KEY = jax.random.key(0)
 OTHER_KEY = jax.random.key(1)
@@ -31,6 +30,7 @@ def flipped_mask(images, out):
 
 
 # --- flips -----------------------------------------------------------------------------------
+
 
 def test_random_flip_is_exact_mirror_deterministic_and_about_half():
     images = distinct_images(batch=400, height=3, width=4, channels=1)
@@ -66,12 +66,16 @@ def test_alternating_flip_with_traced_epoch():
 
 # --- translate -------------------------------------------------------------------------------
 
+
 def recover_shift(image, out, pad, mode):
     """The unique (dy, dx) with out = image shifted, for padded-then-cropped images."""
     height, width = image.shape[:2]
     padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="constant" if mode == "zero" else "reflect")
-    matches = [(dy, dx) for dy, dx in itertools.product(range(-pad, pad + 1), repeat=2)
-               if np.array_equal(padded[pad - dy:pad - dy + height, pad - dx:pad - dx + width], out)]
+    matches = [
+        (dy, dx)
+        for dy, dx in itertools.product(range(-pad, pad + 1), repeat=2)
+        if np.array_equal(padded[pad - dy : pad - dy + height, pad - dx : pad - dx + width], out)
+    ]
     assert len(matches) == 1, f"output is not a single shift of the input: {matches}"
     return matches[0]
 
@@ -87,8 +91,8 @@ def test_translate_shifts_within_range_and_preserves_content(mode):
     # Content in the overlap is the input's; outside it is black (zero mode).
     dy, dx = shifts[0]
     height, width = images.shape[1:3]
-    src = np.asarray(images[0])[max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)]
-    dst = out[0][max(0, dy):height - max(0, -dy), max(0, dx):width - max(0, -dx)]
+    src = np.asarray(images[0])[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+    dst = out[0][max(0, dy) : height - max(0, -dy), max(0, dx) : width - max(0, -dx)]
     assert np.array_equal(src, dst)
     if mode == "zero":
         assert (out[0] == 0).sum() == out[0].size - dst.size
@@ -103,6 +107,7 @@ def test_translate_pad_zero_is_identity_and_keys_matter():
 
 
 # --- cutout ----------------------------------------------------------------------------------
+
 
 def test_cutout_square_is_inside_exact_and_filled():
     size, height, width = 3, 6, 7
@@ -133,13 +138,17 @@ def test_cutout_larger_than_image_is_refused():
 
 # --- config and the combined pipeline ---------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(flip="sometimes"), "flip must be one of none, random, alternating"),
-    (dict(translate=-1), "pad must be a non-negative int"),
-    (dict(translate=1.5), "pad must be a non-negative int"),
-    (dict(translate_mode="wrap"), "mode must be one of zero, reflect"),
-    (dict(cutout=-2), "size must be a non-negative int"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(flip="sometimes"), "flip must be one of none, random, alternating"),
+        (dict(translate=-1), "pad must be a non-negative int"),
+        (dict(translate=1.5), "pad must be a non-negative int"),
+        (dict(translate_mode="wrap"), "mode must be one of zero, reflect"),
+        (dict(cutout=-2), "size must be a non-negative int"),
+    ],
+)
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AugmentConfig(**kwargs)
@@ -150,8 +159,9 @@ def test_config_checks_image_size():
     with pytest.raises(ValueError, match="12×12 square does not fit inside 8×8"):
         augment_batch(KEY, KEY, images, jnp.arange(2), 0, AugmentConfig(cutout=12), jnp.zeros(2))
     with pytest.raises(ValueError, match="reflect translate by 8"):
-        augment_batch(KEY, KEY, images, jnp.arange(2), 0, AugmentConfig(translate=8, translate_mode="reflect"),
-                      jnp.zeros(2))
+        augment_batch(
+            KEY, KEY, images, jnp.arange(2), 0, AugmentConfig(translate=8, translate_mode="reflect"), jnp.zeros(2)
+        )
 
 
 def test_augment_batch_none_is_identity():

@@ -77,8 +77,9 @@ specs.register_spec("PlainCNN", _plain_spec)
 @pytest.fixture(scope="module")
 def digits():
     data = load_dataset("digits")
-    batches = cx.make_batches(data.x_train, data.y_train, data.mean, data.std, count=SMOKE.train_count,
-                              batch=SMOKE.batch)
+    batches = cx.make_batches(
+        data.x_train, data.y_train, data.mean, data.std, count=SMOKE.train_count, batch=SMOKE.batch
+    )
     return data, batches
 
 
@@ -92,7 +93,7 @@ def smoke(tmp_path_factory):
     return workdir, report, variables, result.spec.model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def registry_case(name):
     """A registry model with perturbed variables, its spec and jitted apply / permute (shared)."""
     size = 16 if name in ("resnet9_paper", "airbench94") else 8
@@ -158,10 +159,9 @@ def test_a_network_interpolated_with_itself_has_no_barrier(smoke, digits):
     _, train = digits
     same = [(0, 0), (1, 1), (2, 2)]
     vars_a, vars_b = cx.gather_pairs(variables, same)
-    out = cx.compare(model, vars_a, vars_b, train, train, SMOKE.alphas, conditions=("naive", "aligned"),
-                     pair_chunk=3)
+    out = cx.compare(model, vars_a, vars_b, train, train, SMOKE.alphas, conditions=("naive", "aligned"), pair_chunk=3)
     for perms in out["perms"]:  # a network's best match to itself is itself
-        for name, perm in perms.items():
+        for _name, perm in perms.items():
             np.testing.assert_array_equal(perm, np.arange(len(perm)))
     for cond in ("naive", "aligned"):
         for metric, by_variant in out["barriers"][cond].items():
@@ -173,8 +173,14 @@ def test_a_network_interpolated_with_itself_has_no_barrier(smoke, digits):
 def _interpolated(smoke):
     _, _, variables, model = smoke
     vars_a, vars_b = cx.gather_pairs(variables, [(0, 1), (0, 2), (1, 2)])
-    return model, vars_a, vars_b, jax.vmap(cx.lerp_grid, in_axes=(0, 0, None))(vars_a, vars_b, jnp.asarray(
-        cx.alpha_grid(SMOKE.alphas), jnp.float32))
+    return (
+        model,
+        vars_a,
+        vars_b,
+        jax.vmap(cx.lerp_grid, in_axes=(0, 0, None))(
+            vars_a, vars_b, jnp.asarray(cx.alpha_grid(SMOKE.alphas), jnp.float32)
+        ),
+    )
 
 
 def test_bn_reset_restores_the_true_statistics_of_the_interpolated_network(smoke, digits):
@@ -196,14 +202,18 @@ def test_bn_reset_restores_the_true_statistics_of_the_interpolated_network(smoke
                 np.testing.assert_allclose(stats["var"], measured[site][1][p, a], rtol=1e-4, atol=1e-6)
             # Eval mode with the reset statistics ≡ train-mode BN (the interpolated net's own).
             train_mode, _ = model.apply(net, x, train=True, mutable=["batch_stats"])
-            np.testing.assert_allclose(model.apply(fixed, x, train=False), train_mode, rtol=1e-4,
-                                       atol=1e-4 * float(jnp.abs(train_mode).max()))
+            np.testing.assert_allclose(
+                model.apply(fixed, x, train=False), train_mode, rtol=1e-4, atol=1e-4 * float(jnp.abs(train_mode).max())
+            )
 
 
 def _check_repair(model, nets, batch, sites, alphas):
     ends = evaluate(model, jax.tree.map(lambda t: t[:, [0, -1]], nets), batch, stat_sites=sites)["stats"]
-    goals = repair.goals_from_endpoints({s: (m[:, 0], v[:, 0]) for s, (m, v) in ends.items()},
-                                        {s: (m[:, 1], v[:, 1]) for s, (m, v) in ends.items()}, alphas)
+    goals = repair.goals_from_endpoints(
+        {s: (m[:, 0], v[:, 0]) for s, (m, v) in ends.items()},
+        {s: (m[:, 1], v[:, 1]) for s, (m, v) in ends.items()},
+        alphas,
+    )
     correct = repair.repair(model, nets, goals, batch)
     after = evaluate(model, nets, batch, stat_sites=sites, correct=correct)
     for site in sites:
@@ -255,14 +265,17 @@ def test_smoke_report_has_every_result_and_its_invariants(smoke):
         for values in by_metric.values():
             values = np.asarray(values)
             assert values.shape == (3, 3) and np.all(np.isfinite(values))
-        for metric, by_variant in entry["barriers"][cond].items():
+        for _metric, by_variant in entry["barriers"][cond].items():
             for values in by_variant.values():
                 assert len(values) == 3 and np.all(np.isfinite(values))
     # Alignment does not move the endpoints (π(B) is B).
-    naive, aligned = np.asarray(entry["curves"]["naive"]["test_acc"]), np.asarray(entry["curves"]["aligned"]["test_acc"])
+    naive, aligned = (
+        np.asarray(entry["curves"]["naive"]["test_acc"]),
+        np.asarray(entry["curves"]["aligned"]["test_acc"]),
+    )
     np.testing.assert_allclose(naive[:, [0, -1]], aligned[:, [0, -1]], atol=1 / 256 + 1e-9)
     assert max(entry["perm_max_abs_logit_diff"]) < 1e-3
-    for cond, by_metric in entry["reduction"].items():
+    for by_metric in entry["reduction"].values():
         for by_variant in by_metric.values():
             for values in by_variant.values():
                 v = np.asarray(values, np.float64)
@@ -272,8 +285,12 @@ def test_smoke_report_has_every_result_and_its_invariants(smoke):
     assert inst["spawn_steps"] == [0, 5, 11] and inst["total_steps"] == 11
     final = inst["by_step"]["11"]["barriers"]  # spawned at the end: identical children
     assert all(np.all(np.asarray(v) == 0) for by_variant in final.values() for v in by_variant.values())
-    for name in ("connectivity_curves.png", "connectivity_barrier_vs_width.png", "connectivity_variance.png",
-                 "connectivity_instability.png"):
+    for name in (
+        "connectivity_curves.png",
+        "connectivity_barrier_vs_width.png",
+        "connectivity_variance.png",
+        "connectivity_instability.png",
+    ):
         with open(os.path.join(workdir, name), "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     with open(os.path.join(workdir, "report.json")) as handle:
@@ -293,20 +310,30 @@ def test_bad_input_raises_one_clear_error():
     with pytest.raises(cx.ConnectivityError, match="out of range for 3 runs"):
         cx.check_pairs(3, [(0, 3)])
     x = jnp.zeros((1, 8, 8, 1))
-    small, wide = (jax.eval_shape(lambda: make_model("small_cnn", 10, w).init(jax.random.key(0), x, train=False))
-                   for w in (0.25, 0.5))
+    small, wide = (
+        jax.eval_shape(lambda: make_model("small_cnn", 10, w).init(jax.random.key(0), x, train=False))
+        for w in (0.25, 0.5)
+    )
     with pytest.raises(cx.ConnectivityError, match="different models"):
         cx.pairs.check_same_model(small, wide)
     assert issubclass(cx.ConnectivityError, ValueError)
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--pairs=0-1,0-7", "error: pair (0, 7): run index 7 is out of range for 3 runs"),
-    ("--alphas=0,0.25,1", "error: the α grid must contain ½ (the midpoint barrier is read there)"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--pairs=0-1,0-7", "error: pair (0, 7): run index 7 is out of range for 3 runs"),
+        ("--alphas=0,0.25,1", "error: the α grid must contain ½ (the midpoint barrier is read there)"),
+    ],
+)
 def test_the_binary_turns_bad_input_into_one_error_line(tmp_path, flag, message):
-    cmd = [sys.executable, os.path.join(REPO, "experiments", "connectivity.py"), f"--workdir={tmp_path / 'w'}",
-           "--scale=smoke", flag]
+    cmd = [
+        sys.executable,
+        os.path.join(REPO, "experiments", "connectivity.py"),
+        f"--workdir={tmp_path / 'w'}",
+        "--scale=smoke",
+        flag,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 2
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [message]

@@ -22,6 +22,7 @@ CIFAR_JPG_TARBALL = "/work/shared/data/cifar10-jpg.tar.gz"
 
 # --- digits -------------------------------------------------------------------------------
 
+
 def test_digits_shapes_split_and_pixels():
     data = load_dataset("digits")
     assert isinstance(data, Dataset) and data.name == "digits"
@@ -30,6 +31,7 @@ def test_digits_shapes_split_and_pixels():
     assert data.num_classes == 10 and data.class_names == tuple("0123456789")
     # Every class is split 4:1 by position within the class (positions 0, 5, 10, … → test).
     from sklearn.datasets import load_digits
+
     bunch = load_digits()
     for cls in range(10):
         members = np.flatnonzero(bunch.target == cls)
@@ -62,6 +64,7 @@ def test_normalize_is_pure_and_jittable():
 
 
 # --- IDX -------------------------------------------------------------------------------------
+
 
 def idx_bytes(array: np.ndarray) -> bytes:
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
@@ -100,9 +103,10 @@ def test_idx_fixture_round_trip(tmp_path, gz):
     assert data.num_classes == 3 and data.y_train.dtype == np.int32
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR),
-                    reason=f"Fashion-MNIST IDX files not installed at {FASHION_MNIST_DIR} "
-                           "(apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not os.path.isdir(FASHION_MNIST_DIR),
+    reason=f"Fashion-MNIST IDX files not installed at {FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)",
+)
 def test_idx_real_fashion_mnist():
     data = load_dataset(f"idx:{FASHION_MNIST_DIR}")
     assert data.x_train.shape == (60000, 28, 28, 1) and data.x_test.shape == (10000, 28, 28, 1)
@@ -117,14 +121,17 @@ def good_images():
     return idx_bytes(np.zeros((6, 5, 7), np.uint8))
 
 
-@pytest.mark.parametrize("name, raw, message", [
-    ("truncated", good_images()[:-3], "is truncated"),
-    ("trailing bytes", good_images() + b"\0", "longer than its header"),
-    ("bad magic", b"\x12\x34" + good_images()[2:], "bad magic number"),
-    ("not ubyte", b"\0\0\x0d\x03" + good_images()[4:], "only unsigned bytes"),
-    ("wrong ndim", idx_bytes(np.zeros((6, 35), np.uint8)), "has 2 dimensions, expected 3"),
-    ("no header", b"\0\0", "no header"),
-])
+@pytest.mark.parametrize(
+    "name, raw, message",
+    [
+        ("truncated", good_images()[:-3], "is truncated"),
+        ("trailing bytes", good_images() + b"\0", "longer than its header"),
+        ("bad magic", b"\x12\x34" + good_images()[2:], "bad magic number"),
+        ("not ubyte", b"\0\0\x0d\x03" + good_images()[4:], "only unsigned bytes"),
+        ("wrong ndim", idx_bytes(np.zeros((6, 35), np.uint8)), "has 2 dimensions, expected 3"),
+        ("no header", b"\0\0", "no header"),
+    ],
+)
 def test_idx_malformed_images_are_refused(tmp_path, name, raw, message):
     write_idx_dir(tmp_path, overrides={"train-images-idx3-ubyte": raw})
     with pytest.raises(DataError, match=message) as err:
@@ -149,6 +156,7 @@ def test_idx_wrong_label_count_missing_file_and_bad_gzip(tmp_path):
 
 # --- CIFAR pickles ---------------------------------------------------------------------------
 
+
 def cifar_images(n, seed):
     return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
 
@@ -168,9 +176,15 @@ def write_cifar10(root, per_batch=3, test=4):
     train = []
     for i in range(1, 6):
         images, labels = cifar_images(per_batch, i), [(i + j) % 10 for j in range(per_batch)]
-        dump(os.path.join(root, f"data_batch_{i}"),
-             {b"batch_label": b"training batch", b"labels": labels, b"data": as_rows(images),
-              b"filenames": [b"x.png"] * per_batch})
+        dump(
+            os.path.join(root, f"data_batch_{i}"),
+            {
+                b"batch_label": b"training batch",
+                b"labels": labels,
+                b"data": as_rows(images),
+                b"filenames": [b"x.png"] * per_batch,
+            },
+        )
         train.append((images, labels))
     test_images = cifar_images(test, 99)
     dump(os.path.join(root, "test_batch"), {b"labels": list(range(test)), b"data": as_rows(test_images)})
@@ -203,15 +217,33 @@ def test_cifar100_pickles_use_fine_labels(tmp_path):
 def python2_cifar_pickle(rows: np.ndarray, labels: list[int]) -> bytes:
     """The opcodes Python 2's cPickle (protocol 2) writes for a CIFAR batch: str keys as
     SHORT_BINSTRING, the array via numpy.core.multiarray._reconstruct."""
+
     def binstring(b):
         return (b"U" + bytes([len(b)]) + b) if len(b) < 256 else (b"T" + struct.pack("<i", len(b)) + b)
+
     n, width = rows.shape
-    array = (b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n" + b"K\x00\x85" + binstring(b"b")
-             + b"\x87R"
-             + b"(K\x01" + b"M" + struct.pack("<H", n) + b"M" + struct.pack("<H", width) + b"\x86"
-             + b"cnumpy\ndtype\n" + binstring(b"u1") + b"K\x00K\x01\x87R"
-             + b"(K\x03" + binstring(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
-             + b"\x89" + binstring(rows.tobytes()) + b"tb")
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\n"
+        + b"cnumpy\nndarray\n"
+        + b"K\x00\x85"
+        + binstring(b"b")
+        + b"\x87R"
+        + b"(K\x01"
+        + b"M"
+        + struct.pack("<H", n)
+        + b"M"
+        + struct.pack("<H", width)
+        + b"\x86"
+        + b"cnumpy\ndtype\n"
+        + binstring(b"u1")
+        + b"K\x00K\x01\x87R"
+        + b"(K\x03"
+        + binstring(b"|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+        + b"\x89"
+        + binstring(rows.tobytes())
+        + b"tb"
+    )
     label_list = b"](" + b"".join(b"K" + bytes([v]) for v in labels) + b"e"
     return b"\x80\x02}(" + binstring(b"data") + array + binstring(b"labels") + label_list + b"u."
 
@@ -238,7 +270,9 @@ def test_cifar_refuses_code_in_pickles(tmp_path):
     marker = tmp_path / "pwned"
     write_cifar10(tmp_path)
     dump(tmp_path / "test_batch", {b"data": _RunsShell(f"touch {marker}"), b"labels": []})
-    with pytest.raises(DataError, match=r"refusing to unpickle .*test_batch: global '(posix|os)\.system' is not allowed"):
+    with pytest.raises(
+        DataError, match=r"refusing to unpickle .*test_batch: global '(posix|os)\.system' is not allowed"
+    ):
         load_dataset(f"cifar:{tmp_path}")
     assert not marker.exists()
 
@@ -249,14 +283,17 @@ def test_cifar_refuses_code_in_pickles(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload, message", [
-    # numpy.ndarray itself is admitted only as _reconstruct's argument, never as a callable.
-    (b"\x80\x02cnumpy\nndarray\nK\x05\x85R.", "not a readable CIFAR pickle"),
-    # Object arrays could carry arbitrary objects: dtype('O') is refused.
-    (b"\x80\x02cnumpy\ndtype\nU\x01OK\x00K\x01\x87R.", "only plain numeric dtypes"),
-    (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00utf7\x86R.", "latin-1"),
-    (b"\x80\x02}(U\x04data", "not a readable CIFAR pickle"),  # truncated
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        # numpy.ndarray itself is admitted only as _reconstruct's argument, never as a callable.
+        (b"\x80\x02cnumpy\nndarray\nK\x05\x85R.", "not a readable CIFAR pickle"),
+        # Object arrays could carry arbitrary objects: dtype('O') is refused.
+        (b"\x80\x02cnumpy\ndtype\nU\x01OK\x00K\x01\x87R.", "only plain numeric dtypes"),
+        (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00utf7\x86R.", "latin-1"),
+        (b"\x80\x02}(U\x04data", "not a readable CIFAR pickle"),  # truncated
+    ],
+)
 def test_cifar_admitted_globals_are_narrowed(tmp_path, payload, message):
     write_cifar10(tmp_path)
     (tmp_path / "test_batch").write_bytes(payload)
@@ -286,10 +323,15 @@ def test_cifar_malformed_batches(tmp_path):
 
 # --- npz -------------------------------------------------------------------------------------
 
+
 def npz_arrays(**overrides):
     rng = np.random.default_rng(0)
-    arrays = dict(x_train=rng.integers(0, 256, (6, 4, 4), dtype=np.uint8), y_train=np.array([0, 1, 2, 0, 1, 2]),
-                  x_test=rng.integers(0, 256, (3, 4, 4), dtype=np.uint8), y_test=np.array([2, 1, 0]))
+    arrays = dict(
+        x_train=rng.integers(0, 256, (6, 4, 4), dtype=np.uint8),
+        y_train=np.array([0, 1, 2, 0, 1, 2]),
+        x_test=rng.integers(0, 256, (3, 4, 4), dtype=np.uint8),
+        y_test=np.array([2, 1, 0]),
+    )
     arrays.update(overrides)
     return {k: v for k, v in arrays.items() if v is not None}
 
@@ -305,17 +347,20 @@ def test_npz_loads_and_adds_channel_axis(tmp_path):
     assert load_dataset(f"npz:{tmp_path / 'f.npz'}").x_test.max() == 255
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(x_train=np.full((6, 4, 4), 0.5)), "whole numbers in 0..255"),
-    (dict(x_train=np.full((6, 4, 4), 256)), "must lie in 0..255"),
-    (dict(y_train=np.array([0, 1, 2, 0, 1, -1])), "non-negative"),
-    (dict(y_train=np.array([0.0, 1, 2, 0, 1, 2])), "integer labels"),
-    (dict(y_test=np.array([2, 1])), "3 images but 2 labels"),
-    (dict(x_test=np.zeros((0, 4, 4), np.uint8), y_test=np.zeros(0, int)), "test split is empty"),
-    (dict(x_test=np.zeros((3, 5, 4), np.uint8)), r"train images are \(4, 4, 1\) but test images are \(5, 4, 1\)"),
-    (dict(y_test=None), "lacks y_test"),
-    (dict(class_names=np.array(["a", "b"])), "train label 2 is out of range for 2 classes"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(x_train=np.full((6, 4, 4), 0.5)), "whole numbers in 0..255"),
+        (dict(x_train=np.full((6, 4, 4), 256)), "must lie in 0..255"),
+        (dict(y_train=np.array([0, 1, 2, 0, 1, -1])), "non-negative"),
+        (dict(y_train=np.array([0.0, 1, 2, 0, 1, 2])), "integer labels"),
+        (dict(y_test=np.array([2, 1])), "3 images but 2 labels"),
+        (dict(x_test=np.zeros((0, 4, 4), np.uint8), y_test=np.zeros(0, int)), "test split is empty"),
+        (dict(x_test=np.zeros((3, 5, 4), np.uint8)), r"train images are \(4, 4, 1\) but test images are \(5, 4, 1\)"),
+        (dict(y_test=None), "lacks y_test"),
+        (dict(class_names=np.array(["a", "b"])), "train label 2 is out of range for 2 classes"),
+    ],
+)
 def test_npz_bad_contents(tmp_path, overrides, message):
     np.savez(tmp_path / "d.npz", **npz_arrays(**overrides))
     with pytest.raises(DataError, match=message):
@@ -341,6 +386,7 @@ def test_npz_object_arrays_and_non_archives_are_refused(tmp_path):
 
 
 # --- image folders ---------------------------------------------------------------------------
+
 
 def save_image(path, array):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -410,13 +456,24 @@ def test_folder_on_cifar10_jpeg_copy_subtree(tmp_path):
             if len(per_class) == 20 and all(v == 3 for v in per_class.values()):
                 break
     data = load_dataset(f"folder:{tmp_path}")
-    assert data.class_names == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                "ship", "truck")
+    assert data.class_names == (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
     assert data.x_train.shape == (30, 32, 32, 3) and data.x_test.shape == (30, 32, 32, 3)
     assert np.array_equal(np.bincount(data.y_train), [3] * 10)
 
 
 # --- tfds ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name, shape", [("cifar10", (32, 32, 3)), ("mnist", (28, 28, 1))])
 def test_tfds_under_mock_data(name, shape):
@@ -446,12 +503,20 @@ def test_tfds_missing_gives_install_hint(monkeypatch):
 
 # --- spec ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec, message", [
-    ("foo", "dataset 'foo': unknown source; expected one of digits, cifar10, .*idx:DIR, cifar:DIR, npz:FILE, folder:DIR"),
-    ("idx:", "idx: needs a path"),
-    ("tfds:", "tfds: needs a dataset name"),
-    ("", "empty or non-string spec"),
-])
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            "foo",
+            "dataset 'foo': unknown source; expected one of digits, cifar10, "
+            ".*idx:DIR, cifar:DIR, npz:FILE, folder:DIR",
+        ),
+        ("idx:", "idx: needs a path"),
+        ("tfds:", "tfds: needs a dataset name"),
+        ("", "empty or non-string spec"),
+    ],
+)
 def test_unknown_specs(spec, message):
     with pytest.raises(DataError, match=message):
         load_dataset(spec)

@@ -23,8 +23,14 @@ from vmaptrain import store, study
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 # One epoch per run keeps each training case short; groups of 2 give a store of two blocks.
-FLAGS = ["--num_seeds=4", "--group_size=2", "--epochs=1", "--batch_size=32", "--width=0.5",
-         "--checkpoint_every_steps=4"]
+FLAGS = [
+    "--num_seeds=4",
+    "--group_size=2",
+    "--epochs=1",
+    "--batch_size=32",
+    "--width=0.5",
+    "--checkpoint_every_steps=4",
+]
 GROUP_STEPS = 1433 // 32  # digits train split / batch: one group's steps for one epoch
 
 
@@ -59,8 +65,10 @@ def interrupted(tmp_path_factory):
         code, _, err = run(f"--workdir={workdir}", *FLAGS)
     assert_one_error(code, err, r"stopped by SIGTERM at epoch 1, step 10; checkpoint saved")
     assert code == 143
-    assert sorted(os.listdir(os.path.join(workdir, "predictions"))) == ["runs_000000-000002.json",
-                                                                        "runs_000000-000002.npy"]
+    assert sorted(os.listdir(os.path.join(workdir, "predictions"))) == [
+        "runs_000000-000002.json",
+        "runs_000000-000002.npy",
+    ]
     return workdir
 
 
@@ -71,26 +79,29 @@ def copy(workdir, tmp_path):
 
 
 # Bad flags and configurations: refused before anything is written.
-@pytest.mark.parametrize("args, pattern", [
-    (["--dataset=imagenet7"], r"dataset 'imagenet7': unknown source"),
-    (["--model=resnet1000"], r"unknown model 'resnet1000'"),
-    (["--num_seeds=0"], r"num_seeds"),
-    (["--epochs=-1"], r"epochs"),
-    (["--batch_size=100000"], r"batch_size 100000 is larger than the training set \(1433 examples\)"),
-    (["--num_seeds=4", "--lr=0.1,0.2"], r"lr has 2 values but num_seeds is 4"),
-    (["--lr=fast"], r"expected a number .* got 'fast'"),
-    (["--lr=nan"], r"lr"),
-    (["--strategy=warp"], r"unknown strategy 'warp'"),
-    (["--vary=init,colour"], r"unknown stream"),
-    (["--optimizer=adagrad"], r"optimizer"),
-    (["--model=resnet9_paper"], r"resnet9_paper needs images of at least 12×12 pixels"),
-    (["--cutout=12"], r"cutout: a 12×12 square does not fit inside 8×8 images"),
-    (["--poke_step=3", "--poke_param=nope/kernel"], r"poke parameter 'nope/kernel' not in the model"),
-    (["--epochs=two"], r"flag --epochs=two: could not convert string to float"),
-    (["--no_such_flag=1"], r"Unknown command line flag 'no_such_flag'"),
-    (["--num_processes=2", "--process_id=0"], r"cannot join the multi-process study"),
-    (["--dataset=idx:/nonexistent/fashion"], r"/nonexistent/fashion"),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--dataset=imagenet7"], r"dataset 'imagenet7': unknown source"),
+        (["--model=resnet1000"], r"unknown model 'resnet1000'"),
+        (["--num_seeds=0"], r"num_seeds"),
+        (["--epochs=-1"], r"epochs"),
+        (["--batch_size=100000"], r"batch_size 100000 is larger than the training set \(1433 examples\)"),
+        (["--num_seeds=4", "--lr=0.1,0.2"], r"lr has 2 values but num_seeds is 4"),
+        (["--lr=fast"], r"expected a number .* got 'fast'"),
+        (["--lr=nan"], r"lr"),
+        (["--strategy=warp"], r"unknown strategy 'warp'"),
+        (["--vary=init,colour"], r"unknown stream"),
+        (["--optimizer=adagrad"], r"optimizer"),
+        (["--model=resnet9_paper"], r"resnet9_paper needs images of at least 12×12 pixels"),
+        (["--cutout=12"], r"cutout: a 12×12 square does not fit inside 8×8 images"),
+        (["--poke_step=3", "--poke_param=nope/kernel"], r"poke parameter 'nope/kernel' not in the model"),
+        (["--epochs=two"], r"flag --epochs=two: could not convert string to float"),
+        (["--no_such_flag=1"], r"Unknown command line flag 'no_such_flag'"),
+        (["--num_processes=2", "--process_id=0"], r"cannot join the multi-process study"),
+        (["--dataset=idx:/nonexistent/fashion"], r"/nonexistent/fashion"),
+    ],
+)
 def test_bad_flags_are_refused_and_write_nothing(tmp_path, args, pattern):
     workdir = tmp_path / "w"
     code, _, err = run(f"--workdir={workdir}", *args)
@@ -115,8 +126,15 @@ def test_malicious_pickle_in_a_cifar_directory_is_not_executed(tmp_path):
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-                 "test_batch", "batches.meta"]:
+    for name in [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+        "batches.meta",
+    ]:
         (directory / name).write_bytes(pickle.dumps(Exploit()))
     code, _, err = run(f"--workdir={tmp_path / 'w'}", f"--dataset=cifar:{directory}")
     assert_one_error(code, err, r"(forbidden|not allowed|refus|unpickl|global)")
@@ -146,8 +164,7 @@ def test_truncated_idx_file_is_refused(tmp_path):
 # Workdirs that are not this study's, or cannot be written.
 def test_workdir_of_another_config_is_untouched(finished):
     before = snapshot(finished)
-    code, _, err = run(f"--workdir={finished}", *FLAGS[:-1], "--lr=0.07", "--checkpoint_every_steps=4",
-                       "--epochs=2")
+    code, _, err = run(f"--workdir={finished}", *FLAGS[:-1], "--lr=0.07", "--checkpoint_every_steps=4", "--epochs=2")
     assert_one_error(code, err, r"holds a different study \(.*epochs: saved 1 vs now 2.*lr: saved 0.05 vs now 0.07")
     assert snapshot(finished) == before
 
@@ -222,8 +239,9 @@ def test_interrupted_study_resumes_to_the_uninterrupted_logits(interrupted, fini
     workdir = copy(interrupted, tmp_path)
     code, _, err = run(f"--workdir={workdir}", *FLAGS)
     assert code == 0, err
-    np.testing.assert_array_equal(np.load(os.path.join(workdir, "logits.npy")),
-                                  np.load(os.path.join(finished, "logits.npy")))
+    np.testing.assert_array_equal(
+        np.load(os.path.join(workdir, "logits.npy")), np.load(os.path.join(finished, "logits.npy"))
+    )
 
 
 def test_disk_full_while_storing_predictions(interrupted, finished, tmp_path, monkeypatch):
@@ -241,14 +259,16 @@ def test_disk_full_while_storing_predictions(interrupted, finished, tmp_path, mo
     assert_one_error(code, err, r"No space left on device: .*predictions/runs_000002-000004")
     # What was stored before is intact; the group's checkpoints are still there to resume from.
     after = snapshot(workdir)
-    assert {k: v for k, v in after.items() if "checkpoints" not in k and k != "config.json"} == \
-        {k: v for k, v in before.items() if "checkpoints" not in k and k != "config.json"}
+    assert {k: v for k, v in after.items() if "checkpoints" not in k and k != "config.json"} == {
+        k: v for k, v in before.items() if "checkpoints" not in k and k != "config.json"
+    }
     assert any("checkpoints" in k for k in after)
     monkeypatch.setattr(store, "_atomic", real)
     code, _, err = run(f"--workdir={workdir}", *FLAGS)
     assert code == 0, err
-    np.testing.assert_array_equal(np.load(os.path.join(workdir, "logits.npy")),
-                                  np.load(os.path.join(finished, "logits.npy")))
+    np.testing.assert_array_equal(
+        np.load(os.path.join(workdir, "logits.npy")), np.load(os.path.join(finished, "logits.npy"))
+    )
 
 
 def test_num_seeds_not_divisible_by_the_device_count(tmp_path):

@@ -1,7 +1,6 @@
 """Every figure binary at --scale=smoke: exit 0, and its report's shapes and invariants."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -17,12 +16,15 @@ SMOKE = replicate.SCALES["smoke"]
 def figures(tmp_path_factory):
     root = tmp_path_factory.mktemp("figures")
     shared = f"--studies_dir={root / 'studies'}"  # the figures share their identical studies
-    calls = [(f"experiments.{name}", [f"--workdir={root / name}", "--scale=smoke", shared])
-             for name in replicate.FIGURES]
-    calls += [("experiments.poke", [f"--workdir={root / 'bad'}", "--scale=huge"]),
-              ("experiments.lr_sweep", [f"--workdir={root / 'studies' / 'epochs_0001'}", "--scale=smoke"]),
-              ("experiments.lr_sweep", [f"--workdir={root / 'poke'}", "--scale=smoke"]),
-              ("experiments.poke", [f"--workdir={root / 'poke'}", "--scale=smoke", "--num_seeds=8"])]
+    calls = [
+        (f"experiments.{name}", [f"--workdir={root / name}", "--scale=smoke", shared]) for name in replicate.FIGURES
+    ]
+    calls += [
+        ("experiments.poke", [f"--workdir={root / 'bad'}", "--scale=huge"]),
+        ("experiments.lr_sweep", [f"--workdir={root / 'studies' / 'epochs_0001'}", "--scale=smoke"]),
+        ("experiments.lr_sweep", [f"--workdir={root / 'poke'}", "--scale=smoke"]),
+        ("experiments.poke", [f"--workdir={root / 'poke'}", "--scale=smoke", "--num_seeds=8"]),
+    ]
     results = helpers.run_mains(calls)
     reports = {}
     for name, (code, out, err) in zip(replicate.FIGURES, results):
@@ -32,7 +34,7 @@ def figures(tmp_path_factory):
             reports[name] = json.load(handle)
         for png in reports[name]["figures"]:
             assert (root / name / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return root, reports, results[len(replicate.FIGURES):]
+    return root, reports, results[len(replicate.FIGURES) :]
 
 
 def check_accuracy_row(row, runs):
@@ -113,9 +115,11 @@ def test_bad_scale_and_foreign_workdir_are_refused(figures):
     code, _, err = bad_scale
     assert code == 2 and err.strip() == "error: unknown scale 'huge'; choose from smoke, cpu, paper"
     assert not (root / "bad").exists()
-    for (code, _, err), pattern in [(study_workdir, "is a study workdir, not a figure's"),
-                                    (other_figure, "holds another figure or scale (differs in figure)"),
-                                    (other_scale, "holds another figure or scale (differs in scale.num_seeds)")]:
+    for (code, _, err), pattern in [
+        (study_workdir, "is a study workdir, not a figure's"),
+        (other_figure, "holds another figure or scale (differs in figure)"),
+        (other_scale, "holds another figure or scale (differs in scale.num_seeds)"),
+    ]:
         assert code == 2 and len(err.strip().splitlines()) == 1 and pattern in err, err
 
 
@@ -140,7 +144,7 @@ def test_mitigations(figures):
     root, reports = figures[0], figures[1]
     report = reports["mitigations"]
     assert report["epochs"] == 2 and report["cycles"] == 2
-    assert report["tta_views"] == {"crop9": "crop:1:1"}   # digits smoke: no translate → pad 1, no flips
+    assert report["tta_views"] == {"crop9": "crop:1:1"}  # digits smoke: no translate → pad 1, no flips
     rows = report["methods"]
     assert set(rows) == {"single", "crop9", "snapshot_ensemble"}
     for label, row in rows.items():

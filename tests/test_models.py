@@ -6,8 +6,12 @@ import pytest
 
 from vmaptrain.models import REGISTRY, ModelError, make_model
 
-SHAPES = {"small_cnn": (2, 28, 28, 1), "resnet14_sd": (2, 32, 32, 3), "resnet9_paper": (2, 32, 32, 3),
-          "airbench94": (2, 32, 32, 3)}
+SHAPES = {
+    "small_cnn": (2, 28, 28, 1),
+    "resnet14_sd": (2, 32, 32, 3),
+    "resnet9_paper": (2, 32, 32, 3),
+    "airbench94": (2, 32, 32, 3),
+}
 
 
 def _init(name, width=1.0, shape=None):
@@ -36,8 +40,12 @@ def test_small_cnn_is_the_reference_net():
     _, variables, _ = _init("small_cnn")
     params = flax.traverse_util.flatten_dict(variables["params"])
     kernels = {"/".join(k): v.shape for k, v in params.items() if k[-1] == "kernel"}
-    assert kernels == {"conv0/kernel": (3, 3, 1, 16), "conv1/kernel": (3, 3, 16, 32),
-                       "conv2/kernel": (3, 3, 32, 64), "head/kernel": (64, 10)}
+    assert kernels == {
+        "conv0/kernel": (3, 3, 1, 16),
+        "conv1/kernel": (3, 3, 16, 32),
+        "conv2/kernel": (3, 3, 32, 64),
+        "head/kernel": (64, 10),
+    }
     assert set(variables["batch_stats"]) == {"bn0", "bn1", "bn2"}
 
 

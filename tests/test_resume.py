@@ -52,7 +52,8 @@ def test_two_devices_give_the_one_device_logits_and_no_collectives(tmp_path, ref
     hlo = helpers.run_python(
         "import sys, jax; sys.path.insert(0, 'tests'); import helpers; from vmaptrain import distributed;"
         "assert jax.device_count() == 2; print(distributed.collectives_in(helpers.example_step_hlo()))",
-        devices=2)
+        devices=2,
+    )
     assert hlo.returncode == 0, hlo.stderr
     assert hlo.stdout.strip().splitlines()[-1] == "[]"
 
@@ -74,9 +75,18 @@ def test_two_processes_give_the_one_process_logits(tmp_path, reference):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    procs = [helpers.start([f"--workdir={workdir}", *helpers.STUDY_FLAGS,
-                            f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"])
-             for i in range(2)]
+    procs = [
+        helpers.start(
+            [
+                f"--workdir={workdir}",
+                *helpers.STUDY_FLAGS,
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ]
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err

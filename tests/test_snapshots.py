@@ -15,8 +15,16 @@ from vmaptrain.workdir import load_snapshots
 @pytest.fixture(scope="module")
 def snapshot_study(tmp_path_factory):
     # digits: 1,437 training images, batch 64 → 22 steps per epoch; 1.5 epochs → 33 steps.
-    config = dict(dataset="digits", width=0.5, num_seeds=4, group_size=2, epochs=1.5, batch_size=64,
-                  snapshot_epochs=(1, 2), checkpoint_every_steps=10)
+    config = dict(
+        dataset="digits",
+        width=0.5,
+        num_seeds=4,
+        group_size=2,
+        epochs=1.5,
+        batch_size=64,
+        snapshot_epochs=(1, 2),
+        checkpoint_every_steps=10,
+    )
     workdir = str(tmp_path_factory.mktemp("snapshots") / "w")
     return config, workdir, SeedStudy(**config).run(workdir, progress=False)
 
@@ -31,7 +39,7 @@ def test_snapshots_are_stored_per_epoch_and_the_last_is_the_final_model(snapshot
     assert sorted(result.snapshots) == [1, 2]
     for logits in result.snapshots.values():
         assert logits.shape == result.logits.shape
-    np.testing.assert_array_equal(result.snapshots[2], result.logits)       # epoch 2 = the end of training
+    np.testing.assert_array_equal(result.snapshots[2], result.logits)  # epoch 2 = the end of training
     assert not np.array_equal(result.snapshots[1], result.logits)
     reloaded = load_result(workdir)
     assert sorted(reloaded.snapshots) == [1, 2]
@@ -62,8 +70,16 @@ def test_recipe_flag_sets_fields_and_explicit_flags_override(tmp_path):
 
     run_in_process(["--helpshort"])  # defines the train_seeds flags
     flags.FLAGS.unparse_flags()
-    cli.parse_flags(["train_seeds", "--recipe=airbench94", "--momentum=0.9", "--epochs=2",
-                     "--snapshot_epochs=1,2", f"--workdir={tmp_path}"])
+    cli.parse_flags(
+        [
+            "train_seeds",
+            "--recipe=airbench94",
+            "--momentum=0.9",
+            "--epochs=2",
+            "--snapshot_epochs=1,2",
+            f"--workdir={tmp_path}",
+        ]
+    )
     config = cli.study_config(flags.FLAGS)
     recipe = presets.recipe("airbench94")
     assert config.model == "airbench94" and config.lookahead and config.tta == "airbench"
@@ -78,7 +94,7 @@ def test_an_interrupted_study_resumes_with_the_same_snapshots(snapshot_study, tm
     config, _, reference = snapshot_study
     workdir = str(tmp_path / "w")
     with monkeypatch.context() as patch:
-        patch.setattr(study, "TermGuard", lambda: StopAfter(26))   # group 0, epoch 2, after snapshot 1
+        patch.setattr(study, "TermGuard", lambda: StopAfter(26))  # group 0, epoch 2, after snapshot 1
         with pytest.raises(study.StudyInterrupted):
             SeedStudy(**config).run(workdir, progress=False)
     assert os.listdir(os.path.join(workdir, "predictions", "snapshots")) == ["epoch_0001_runs_000000-000002.npy"]

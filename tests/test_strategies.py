@@ -30,8 +30,9 @@ RUNS, STEPS = 2, 3
 
 @pytest.fixture(scope="module")
 def setup():
-    config = StudyConfig(dataset="digits", model="small_cnn", width=0.25, num_seeds=RUNS, epochs=1,
-                         batch_size=32, lr=0.05)
+    config = StudyConfig(
+        dataset="digits", model="small_cnn", width=0.25, num_seeds=RUNS, epochs=1, batch_size=32, lr=0.05
+    )
     data = load_dataset("digits")
     spec = build_spec(config, data)
     _, inputs = run_inputs(config, list(range(RUNS)))
@@ -64,8 +65,9 @@ def _loop_logits(spec, states, dev, perms, x_test):
 def _strategy_logits(strategy, spec, states, dev, perms, x_test):
     step_all = parallel.map_runs(lambda run, k: train.run_step(spec, run[0], dev, run[1], 0, k), strategy)
     step = jax.jit(lambda s, p, k: step_all((s, p), k)[0], compiler_options=_options(strategy))
-    evaluate = jax.jit(parallel.map_runs(lambda s, x: train.eval_logits(spec, s, x), strategy),
-                       compiler_options=_options(strategy))
+    evaluate = jax.jit(
+        parallel.map_runs(lambda s, x: train.eval_logits(spec, s, x), strategy), compiler_options=_options(strategy)
+    )
     for k in range(STEPS):
         states = step(states, perms, k)
     return np.asarray(evaluate(states, x_test))
@@ -85,8 +87,19 @@ def test_dense_strategies_are_bitwise_the_loop(setup, loop, strategy):
 # bitwise the loop, above); "map:1" is lax.map's loop, "vmap+perrun+direct" the CPU candidate
 # with per-run convolutions inside vmap and the direct first-layer convolution; "+eigen" the
 # CPU candidates whose convolutions are XLA's own kernels instead of YNNPACK's.
-@pytest.mark.parametrize("strategy", ["map:1", "unrolled+direct", "vmap+direct", "vmap+bmm", "vmap+perrun+direct",
-                                      "unrolled+eigen", "unrolled+direct+eigen", "serial+direct+eigen"])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "map:1",
+        "unrolled+direct",
+        "vmap+direct",
+        "vmap+bmm",
+        "vmap+perrun+direct",
+        "unrolled+eigen",
+        "unrolled+direct+eigen",
+        "serial+direct+eigen",
+    ],
+)
 def test_other_strategies_agree_with_the_loop(setup, loop, strategy):
     logits = _strategy_logits(strategy, *setup)
     same = (logits.argmax(-1) == loop.argmax(-1)).mean()
@@ -101,6 +114,7 @@ def test_bf16_convolutions_train_and_keep_float32_state(setup, loop):
 
 
 # --- kernels -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("strategy", ["unrolled+direct", "vmap+perrun+direct"])
 def test_routed_training_gradients_of_the_28x28_reference_net_are_autodiffs(strategy):
@@ -132,9 +146,17 @@ SAME_3x3 = ((3, 3, 2, 4), 1, ((1, 1), (1, 1)))
 STRIDED_5x5 = ((5, 5, 1, 3), 2, ((2, 2), (1, 2)))  # stride 2, asymmetric padding
 
 
-@pytest.mark.parametrize("per_run,across,layer", [("direct", "grouped", SAME_3x3), ("direct", "per_run", STRIDED_5x5),
-                                                  ("im2col", "per_run", SAME_3x3), ("xla", "per_run", STRIDED_5x5),
-                                                  ("xla", "bmm", SAME_3x3), ("xla", "grouped", STRIDED_5x5)])
+@pytest.mark.parametrize(
+    "per_run,across,layer",
+    [
+        ("direct", "grouped", SAME_3x3),
+        ("direct", "per_run", STRIDED_5x5),
+        ("im2col", "per_run", SAME_3x3),
+        ("xla", "per_run", STRIDED_5x5),
+        ("xla", "bmm", SAME_3x3),
+        ("xla", "grouped", STRIDED_5x5),
+    ],
+)
 def test_routed_convolution_and_its_gradients_match_xla(per_run, across, layer):
     kernel, stride, pad = layer
     x = jax.random.normal(jax.random.key(2), (2, 3, 9, 9, kernel[2]))  # 2 runs
@@ -145,8 +167,10 @@ def test_routed_convolution_and_its_gradients_match_xla(per_run, across, layer):
 
     @jax.jit
     def outputs_and_grads(x, w):
-        return [(jax.vmap(conv)(x, w), jax.grad(lambda x, w: (jax.vmap(conv)(x, w) ** 2).sum(), (0, 1))(x, w))
-                for conv in (fn, plain)]
+        return [
+            (jax.vmap(conv)(x, w), jax.grad(lambda x, w: (jax.vmap(conv)(x, w) ** 2).sum(), (0, 1))(x, w))
+            for conv in (fn, plain)
+        ]
 
     (y, grads), (y_want, grads_want) = outputs_and_grads(x, w)
     np.testing.assert_allclose(y, y_want, rtol=1e-4, atol=1e-4)
@@ -165,9 +189,21 @@ def test_host_allocator_keeps_freed_memory_on_glibc():
         return
 
     class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in
-                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-                     "fordblks", "keepcost")]
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            )
+        ]
 
     libc.mallinfo2.restype = MallInfo2
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
@@ -184,12 +220,28 @@ def test_host_allocator_keeps_freed_memory_on_glibc():
 
 # --- names ---------------------------------------------------------------------------------------
 
+
 def test_strategy_grammar():
-    for good in ("auto", "vmap+direct", "chunk:4+perrun+direct", "map", "map:2+bmm", "serial", "vmap+bf16",
-                 "unrolled+direct+eigen"):
+    for good in (
+        "auto",
+        "vmap+direct",
+        "chunk:4+perrun+direct",
+        "map",
+        "map:2+bmm",
+        "serial",
+        "vmap+bf16",
+        "unrolled+direct+eigen",
+    ):
         assert parallel.validate_strategy(good) == good
-    for bad in ("pmap", "vmap+perrun+bmm", "vmap+direct+direct", "map:0", "unrolled+fast", "auto+direct",
-                "unrolled+eigen+eigen"):
+    for bad in (
+        "pmap",
+        "vmap+perrun+bmm",
+        "vmap+direct+direct",
+        "map:0",
+        "unrolled+fast",
+        "auto+direct",
+        "unrolled+eigen+eigen",
+    ):
         with pytest.raises(ValueError, match="unknown strategy"):
             parallel.validate_strategy(bad)
     with pytest.raises(StudyError, match="unknown strategy"):
@@ -220,6 +272,7 @@ def test_eigen_option_takes_convolutions_away_from_ynnpack():
 
 # --- auto ----------------------------------------------------------------------------------------
 
+
 def test_auto_picks_the_argmin_and_caches_it(tmp_path):
     path = str(tmp_path / "autotune.json")
     fake = {"a": 0.3, "b": 0.1, "c": 0.2}
@@ -249,7 +302,7 @@ def test_auto_study_times_the_candidates_and_trains_with_the_fastest(tmp_path, m
     config = dict(dataset="digits", model="small_cnn", width=0.25, num_seeds=1, epochs=1, batch_size=128)
     result = SeedStudy(**config, strategy="auto").run(progress=False)
     cache = json.load(open(tmp_path / "autotune.json"))
-    (key, entry), = cache.items()
+    ((key, entry),) = cache.items()
     assert json.loads(key)["candidates"] == ["unrolled", "vmap+direct"]
     timings = entry["seconds_per_step"]
     assert set(timings) == {"unrolled", "vmap+direct"} and all(t > 0 for t in timings.values())

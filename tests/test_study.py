@@ -79,9 +79,10 @@ def test_varying_only_order_keeps_init_weights_identical(small_config):
     result = SeedStudy(config).run(progress=False)
     assert not np.array_equal(result.logits[0], result.logits[1])
     state = result.state
-    from vmaptrain.study import programs_for as _programs  # init only: trained weights differ
     import jax
     import jax.numpy as jnp
+
+    from vmaptrain.study import programs_for as _programs  # init only: trained weights differ
 
     programs = _programs(result.spec, config.strategy, tuple(jax.devices()))
     initial = programs.init(inputs, jnp.zeros((1, 8, 8, 1)))
@@ -93,25 +94,28 @@ def test_varying_only_order_keeps_init_weights_identical(small_config):
     np.testing.assert_array_equal(state.aug_key[0], state.aug_key[2])
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(num_seeds=0), "num_seeds must be a positive integer"),
-    (dict(num_seeds=-3), "num_seeds must be a positive integer"),
-    (dict(model="resnet1000"), "unknown model 'resnet1000'"),
-    (dict(dataset="imagenet21k"), "imagenet21k"),
-    (dict(batch_size=5000), "batch_size 5000 is larger than the training set"),
-    (dict(model="resnet9_paper"), "at least 12×12"),
-    (dict(lr=[0.1, 0.2]), "lr has 2 values but num_seeds is 4"),
-    (dict(vary="init,dropout"), "unknown stream"),
-    (dict(strategy="pmap"), "unknown strategy"),
-    (dict(poke_step=0, poke_param="conv9/kernel"), "poke parameter 'conv9/kernel' not in the model"),
-    (dict(model="airbench94"), "at least 16×16"),
-    (dict(snapshot_epochs=(3,)), "snapshot_epochs must be increasing whole epochs in 1..2"),
-    (dict(snapshot_epochs=(2, 1)), "snapshot_epochs must be increasing"),
-    (dict(schedule_start=0.2), "apply only to schedule=piecewise"),
-    (dict(tta="crop:3:2"), "tta 'crop:3:2'"),
-    (dict(epochs=-0.5), "epochs must be a number ≥ 0"),
-    (dict(schedule_cycles=3, warmup_epochs=1.0), "warmup_steps must lie in"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(num_seeds=0), "num_seeds must be a positive integer"),
+        (dict(num_seeds=-3), "num_seeds must be a positive integer"),
+        (dict(model="resnet1000"), "unknown model 'resnet1000'"),
+        (dict(dataset="imagenet21k"), "imagenet21k"),
+        (dict(batch_size=5000), "batch_size 5000 is larger than the training set"),
+        (dict(model="resnet9_paper"), "at least 12×12"),
+        (dict(lr=[0.1, 0.2]), "lr has 2 values but num_seeds is 4"),
+        (dict(vary="init,dropout"), "unknown stream"),
+        (dict(strategy="pmap"), "unknown strategy"),
+        (dict(poke_step=0, poke_param="conv9/kernel"), "poke parameter 'conv9/kernel' not in the model"),
+        (dict(model="airbench94"), "at least 16×16"),
+        (dict(snapshot_epochs=(3,)), "snapshot_epochs must be increasing whole epochs in 1..2"),
+        (dict(snapshot_epochs=(2, 1)), "snapshot_epochs must be increasing"),
+        (dict(schedule_start=0.2), "apply only to schedule=piecewise"),
+        (dict(tta="crop:3:2"), "tta 'crop:3:2'"),
+        (dict(epochs=-0.5), "epochs must be a number ≥ 0"),
+        (dict(schedule_cycles=3, warmup_epochs=1.0), "warmup_steps must lie in"),
+    ],
+)
 def test_bad_studies_fail_with_one_clear_message(small_config, overrides, message, tmp_path):
     config = dict(small_config, num_seeds=4)
     config.update(overrides)
@@ -129,8 +133,14 @@ def test_an_unwritable_workdir_is_refused(small_config, tmp_path):
 
 def _binary(*args, cwd=REPO):
     env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, os.path.join(REPO, "experiments", "train_seeds.py"), *args],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "experiments", "train_seeds.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
 
 
 def test_binary_trains_a_study_and_prints_progress(tmp_path):
@@ -144,18 +154,21 @@ def test_binary_trains_a_study_and_prints_progress(tmp_path):
     assert [r["hyperparameters"]["lr"] for r in runs] == [0.05, 0.1]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--num_seeds=0"], "error: num_seeds must be a positive integer"),
-    (["--dataset=nosuch"], "error: "),
-    (["--lr=fast"], "error: expected a number"),
-    (["--model=vgg99"], "error: unknown model 'vgg99'"),
-    (["--dataset=idx:/nonexistent/dir"], "error: "),
-    (["--recipe=airbench"], "error: unknown recipe 'airbench'"),
-    (["--snapshot_epochs=1,x"], "error: expected a number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num_seeds=0"], "error: num_seeds must be a positive integer"),
+        (["--dataset=nosuch"], "error: "),
+        (["--lr=fast"], "error: expected a number"),
+        (["--model=vgg99"], "error: unknown model 'vgg99'"),
+        (["--dataset=idx:/nonexistent/dir"], "error: "),
+        (["--recipe=airbench"], "error: unknown recipe 'airbench'"),
+        (["--snapshot_epochs=1,x"], "error: expected a number"),
+    ],
+)
 def test_binary_bad_input_is_one_error_line_and_nonzero_exit(tmp_path, args, message):
     proc = _binary(f"--workdir={tmp_path / 'w'}", *args)
     assert proc.returncode != 0
-    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("error:")]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
     assert "Traceback" not in proc.stderr

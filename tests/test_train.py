@@ -42,8 +42,7 @@ def test_grouped_lr_and_decay_match_pytorch_parameter_groups():
     grads = [{"w": jnp.array([0.5, 0.1]), "b": jnp.array([0.2])}, {"w": jnp.array([-0.2, 0.3]), "b": jnp.array([-0.1])}]
     lr, wd, mu = 0.01, 0.1, 0.85
     scales = {"w": 1.0, "b": 64.0}
-    tx = optim.make_optimizer("nesterov", lr, wd, mu, lr_scales=scales,
-                              wd_scales={k: 1 / v for k, v in scales.items()})
+    tx = optim.make_optimizer("nesterov", lr, wd, mu, lr_scales=scales, wd_scales={k: 1 / v for k, v in scales.items()})
     state = tx.init(params)
     ref = {k: np.array(v, np.float64) for k, v in params.items()}
     buf = {k: np.zeros_like(v) for k, v in ref.items()}
@@ -59,8 +58,11 @@ def test_grouped_lr_and_decay_match_pytorch_parameter_groups():
 
 
 def test_parameter_scales_find_batchnorm_and_freeze_limited_parameters():
-    params = {"conv": {"kernel": jnp.ones(3)}, "bn": {"bias": jnp.ones(2), "scale": jnp.ones(2)},
-              "whiten": {"bias": jnp.ones(4)}}
+    params = {
+        "conv": {"kernel": jnp.ones(3)},
+        "bn": {"bias": jnp.ones(2), "scale": jnp.ones(2)},
+        "whiten": {"bias": jnp.ones(4)},
+    }
     stats = {"bn": {"mean": jnp.zeros(2), "var": jnp.ones(2)}}
     assert optim.parameter_scales(params, stats, 1.0, 1.0, (), 0) == (None, None)
     for step, whiten_lr in ((4, 1.0), (5, 0.0)):
@@ -70,10 +72,16 @@ def test_parameter_scales_find_batchnorm_and_freeze_limited_parameters():
         assert float(lr["whiten"]["bias"]) == whiten_lr
 
 
-@pytest.mark.parametrize("bad", [dict(kind="step", total_steps=5), dict(kind="linear", total_steps=0),
-                                 dict(kind="linear", total_steps=5, warmup_steps=6),
-                                 dict(kind="cosine", total_steps=10, warmup_steps=4, cycles=5),
-                                 dict(kind="cosine", total_steps=10, cycles=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(kind="step", total_steps=5),
+        dict(kind="linear", total_steps=0),
+        dict(kind="linear", total_steps=5, warmup_steps=6),
+        dict(kind="cosine", total_steps=10, warmup_steps=4, cycles=5),
+        dict(kind="cosine", total_steps=10, cycles=0),
+    ],
+)
 def test_bad_schedules_are_refused(bad):
     with pytest.raises(ValueError):
         optim.Schedule(**bad)

@@ -5,8 +5,17 @@ import pytest
 from vmaptrain import tta
 from vmaptrain.config import StudyConfig, StudyError
 
-COUNTS = {"none": 1, "flip": 2, "airbench": 6, "crop25": 25, "crop81": 81, "flip_crop25": 50,
-          "flip_crop81": 162, "crop:1:1": 9, "flip_crop:2:2": 18}
+COUNTS = {
+    "none": 1,
+    "flip": 2,
+    "airbench": 6,
+    "crop25": 25,
+    "crop81": 81,
+    "flip_crop25": 50,
+    "flip_crop81": 162,
+    "crop:1:1": 9,
+    "flip_crop:2:2": 18,
+}
 
 
 @pytest.mark.parametrize("name, count", sorted(COUNTS.items()))
@@ -31,7 +40,7 @@ def test_airbench_views_are_mirrors_and_reflected_one_pixel_shifts():
     down_right = tta.view_images(tta.View(1.0, False, 1, 0, 0, "reflect"), jnp.asarray(x))
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     np.testing.assert_array_equal(down_right, padded[:, :5, :5])
-    assert padded[0, 0, 0, 0] == x[0, 1, 1, 0]   # reflect does not repeat the edge
+    assert padded[0, 0, 0, 0] == x[0, 1, 1, 0]  # reflect does not repeat the edge
 
 
 def test_tta_logits_are_the_weighted_mean_over_views():

@@ -21,8 +21,21 @@ _LAZY = {
     "load_dataset": ("vmaptrain.data", "load_dataset"),
     "make_model": ("vmaptrain.models", "make_model"),
 }
-_SUBMODULES = ("augment", "config", "data", "estimators", "models", "optim", "outputs", "parallel",
-               "poke", "rng", "store", "study", "train")
+_SUBMODULES = (
+    "augment",
+    "config",
+    "data",
+    "estimators",
+    "models",
+    "optim",
+    "outputs",
+    "parallel",
+    "poke",
+    "rng",
+    "store",
+    "study",
+    "train",
+)
 
 
 def __getattr__(name: str):

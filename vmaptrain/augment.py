@@ -71,7 +71,9 @@ def translate(key: ArrayLike, images: ArrayLike, pad: int, mode: str = "zero") -
         return images
     batch, height, width, _ = images.shape
     if mode == "reflect" and pad >= min(height, width):
-        raise ValueError(f"translate: reflect padding {pad} needs images larger than {pad} pixels, got {height}×{width}")
+        raise ValueError(
+            f"translate: reflect padding {pad} needs images larger than {pad} pixels, got {height}×{width}"
+        )
     padding = ((0, 0), (pad, pad), (pad, pad), (0, 0))
     padded = jnp.pad(images, padding, mode="constant" if mode == "zero" else "reflect")
     offsets = jax.random.randint(key, (batch, 2), 0, 2 * pad + 1)
@@ -144,12 +146,21 @@ class AugmentConfig:
         """Raise ValueError if these augmentations cannot apply to height×width images."""
         _check_cutout(self.cutout, height, width)
         if self.translate_mode == "reflect" and 0 < min(height, width) <= self.translate:
-            raise ValueError(f"augment: reflect translate by {self.translate} needs images larger than "
-                             f"{self.translate} pixels, got {height}×{width}")
+            raise ValueError(
+                f"augment: reflect translate by {self.translate} needs images larger than "
+                f"{self.translate} pixels, got {height}×{width}"
+            )
 
 
-def augment_batch(step_key: ArrayLike, run_key: ArrayLike, images: ArrayLike, indices: ArrayLike,
-                  epoch: ArrayLike, cfg: AugmentConfig, fill: ArrayLike) -> jax.Array:
+def augment_batch(
+    step_key: ArrayLike,
+    run_key: ArrayLike,
+    images: ArrayLike,
+    indices: ArrayLike,
+    epoch: ArrayLike,
+    cfg: AugmentConfig,
+    fill: ArrayLike,
+) -> jax.Array:
     """Apply flip → translate → cutout to one run's batch, as `cfg` says.
 
     Args:

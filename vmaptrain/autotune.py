@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 
@@ -35,8 +35,14 @@ log = logging.getLogger("vmaptrain.autotune")
 # the reference net at S = 8 once timings were free of page-fault noise (hostmem.py), lost for
 # others: timed, not assumed. Every candidate is a compilation (a minute for a ResNet at S = 8),
 # so forms that never won in BUILD_NOTES' registry runs ("serial", "unrolled+eigen") are left out.
-CPU_CANDIDATES = ("unrolled", "unrolled+direct", "unrolled+direct+eigen", "serial+direct", "serial+direct+eigen",
-                  "vmap+perrun+direct")
+CPU_CANDIDATES = (
+    "unrolled",
+    "unrolled+direct",
+    "unrolled+direct+eigen",
+    "serial+direct",
+    "serial+direct+eigen",
+    "vmap+perrun+direct",
+)
 # One run per device: every form is the same dense run, so only kernel and compile options differ.
 CPU_SINGLE_RUN_CANDIDATES = ("unrolled", "unrolled+direct", "unrolled+eigen", "unrolled+direct+eigen")
 GPU_CANDIDATES = ("vmap", "vmap+direct", "vmap+perrun", "chunk:{half}", "map:{quarter}")
@@ -50,13 +56,17 @@ def candidates_for(platform: str, runs_per_device: int) -> list[str]:
     if platform == "cpu":
         found = list(CPU_CANDIDATES)
     else:
-        found = [c.format(half=max(1, runs_per_device // 2), quarter=max(1, runs_per_device // 4))
-                 for c in GPU_CANDIDATES]
+        found = [
+            c.format(half=max(1, runs_per_device // 2), quarter=max(1, runs_per_device // 4)) for c in GPU_CANDIDATES
+        ]
         if runs_per_device <= 8:
             found.append("unrolled")  # compile time grows with S: only for few runs
     if runs_per_device == 1:  # every form is one dense run: only the kernel options differ
-        found = (list(CPU_SINGLE_RUN_CANDIDATES) if platform == "cpu"
-                 else [c for c in found if c.startswith("unrolled")] or ["unrolled"])
+        found = (
+            list(CPU_SINGLE_RUN_CANDIDATES)
+            if platform == "cpu"
+            else [c for c in found if c.startswith("unrolled")] or ["unrolled"]
+        )
     return list(dict.fromkeys(found))
 
 
@@ -65,14 +75,28 @@ def cache_path() -> str:
     return os.path.join(root, "autotune.json")
 
 
-def cache_key(*, model: str, width: float, batch_size: int, image_shape: Sequence[int], runs_per_device: int,
-              devices: Sequence, candidates: Sequence[str]) -> str:
+def cache_key(
+    *,
+    model: str,
+    width: float,
+    batch_size: int,
+    image_shape: Sequence[int],
+    runs_per_device: int,
+    devices: Sequence,
+    candidates: Sequence[str],
+) -> str:
     device = devices[0]
     fields = {
-        "model": model, "width": float(width), "batch_size": int(batch_size),
-        "image_shape": [int(s) for s in image_shape], "runs_per_device": int(runs_per_device),
-        "device_kind": getattr(device, "device_kind", device.platform), "platform": device.platform,
-        "devices": len(devices), "jax": jax.__version__, "candidates": list(candidates),
+        "model": model,
+        "width": float(width),
+        "batch_size": int(batch_size),
+        "image_shape": [int(s) for s in image_shape],
+        "runs_per_device": int(runs_per_device),
+        "device_kind": getattr(device, "device_kind", device.platform),
+        "platform": device.platform,
+        "devices": len(devices),
+        "jax": jax.__version__,
+        "candidates": list(candidates),
     }
     return json.dumps(fields, sort_keys=True)
 
@@ -99,8 +123,9 @@ def _write_cache(path: str, key: str, entry: dict) -> None:
         log.warning("autotune: cannot write cache %s: %s", path, err)
 
 
-def choose(key: str, candidates: Sequence[str], measure: Callable[[str], float], path: str | None = None,
-           refresh: bool = False) -> tuple[str, dict]:
+def choose(
+    key: str, candidates: Sequence[str], measure: Callable[[str], float], path: str | None = None, refresh: bool = False
+) -> tuple[str, dict]:
     """The candidate with the smallest `measure(candidate)` (seconds per step), and its cache entry.
 
     A cached entry for `key` is reused without measuring unless `refresh`. A candidate whose
@@ -125,8 +150,12 @@ def choose(key: str, candidates: Sequence[str], measure: Callable[[str], float],
     if not timings:
         raise RuntimeError(f"strategy auto: every candidate failed: {errors}")
     choice = min(timings, key=timings.get)
-    entry = {"choice": choice, "seconds_per_step": timings, "failed": errors,
-             "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    entry = {
+        "choice": choice,
+        "seconds_per_step": timings,
+        "failed": errors,
+        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
     _write_cache(path, key, entry)
     return choice, entry
 
@@ -194,9 +223,15 @@ def resolve(config, spec, data, devices: tuple, group: int, *, stream=None) -> s
         choice = candidates[0]
         _say(stream, f"strategy auto → {choice} (multi-process: not timed)")
         return choice
-    key = cache_key(model=config.model, width=config.width, batch_size=config.batch_size,
-                    image_shape=data.x_train.shape[1:], runs_per_device=per_device, devices=devices,
-                    candidates=candidates)
+    key = cache_key(
+        model=config.model,
+        width=config.width,
+        batch_size=config.batch_size,
+        image_shape=data.x_train.shape[1:],
+        runs_per_device=per_device,
+        devices=devices,
+        candidates=candidates,
+    )
     path = cache_path()
     steppers = {}
 

@@ -28,8 +28,11 @@ class GroupCheckpoints:
 
     def save(self, step: int, state, progress: dict) -> None:
         tree = serialization.to_state_dict(state)
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(tree), progress=ocp.args.JsonSave(progress)), force=True)
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(tree), progress=ocp.args.JsonSave(progress)),
+            force=True,
+        )
         self.manager.wait_until_finished()
 
     def restore(self, target_state, shardings=None):
@@ -48,13 +51,16 @@ class GroupCheckpoints:
             flat = serialization.to_state_dict(shardings)
             abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=s), tree, flat)
         try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
+            restored = self.manager.restore(
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore())
+            )
         except Exception as err:  # orbax raises many types for a damaged directory
-            raise CheckpointError(f"checkpoint {self.directory}/{step} cannot be restored "
-                                  f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                                  f"delete that step directory to resume from an earlier checkpoint, or rerun with --overwrite "
-                                  f"to start the study again") from None
+            raise CheckpointError(
+                f"checkpoint {self.directory}/{step} cannot be restored "
+                f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                f"delete that step directory to resume from an earlier checkpoint, or rerun with --overwrite "
+                f"to start the study again"
+            ) from None
         state = serialization.from_state_dict(target_state, restored["state"])
         return state, dict(restored["progress"])
 

@@ -39,17 +39,24 @@ def _ints(text: str) -> int | list[int]:
 
 def define_study_flags() -> None:
     defaults = StudyConfig()
-    flags.DEFINE_string("dataset", defaults.dataset,
-                        "digits | cifar10 | cifar100 | mnist | fashion_mnist | svhn_cropped | idx:DIR | "
-                        "cifar:DIR | npz:FILE | folder:DIR")
+    flags.DEFINE_string(
+        "dataset",
+        defaults.dataset,
+        "digits | cifar10 | cifar100 | mnist | fashion_mnist | svhn_cropped | idx:DIR | "
+        "cifar:DIR | npz:FILE | folder:DIR",
+    )
     flags.DEFINE_string("data_dir", None, "tfds data_dir.")
     flags.DEFINE_string("manual_dir", None, "tfds manual_dir: prepare a tfds dataset offline from local archives.")
     flags.DEFINE_string("model", defaults.model, "Model name from the registry.")
     flags.DEFINE_float("width", defaults.width, "Width multiplier of the model.")
     flags.DEFINE_integer("num_seeds", defaults.num_seeds, "Number of runs.")
-    flags.DEFINE_string("recipe", None, "A named recipe (vmaptrain.presets: small_cnn | resnet9_paper | resnet14_sd | "
-                        "airbench94) setting model, optimizer, schedule, augmentation, …; flags given explicitly "
-                        "override it.")
+    flags.DEFINE_string(
+        "recipe",
+        None,
+        "A named recipe (vmaptrain.presets: small_cnn | resnet9_paper | resnet14_sd | "
+        "airbench94) setting model, optimizer, schedule, augmentation, …; flags given explicitly "
+        "override it.",
+    )
     flags.DEFINE_float("epochs", defaults.epochs, "Training epochs per run (0 = evaluate at init; may be fractional).")
     flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size of every run.")
     flags.DEFINE_string("optimizer", defaults.optimizer, "sgd | nesterov | adam")
@@ -61,46 +68,72 @@ def define_study_flags() -> None:
     flags.DEFINE_float("warmup_epochs", defaults.warmup_epochs, "Linear warmup length in epochs.")
     flags.DEFINE_float("schedule_start", defaults.schedule_start, "piecewise: lr factor at step 0.")
     flags.DEFINE_float("schedule_end", defaults.schedule_end, "piecewise: lr factor at the last step.")
-    flags.DEFINE_integer("schedule_cycles", defaults.schedule_cycles, "Restart the schedule this many times "
-                         "(snapshot ensembles).")
+    flags.DEFINE_integer(
+        "schedule_cycles", defaults.schedule_cycles, "Restart the schedule this many times (snapshot ensembles)."
+    )
     flags.DEFINE_float("norm_lr_scale", defaults.norm_lr_scale, "lr multiple of BatchNorm parameters.")
     flags.DEFINE_float("norm_wd_scale", defaults.norm_wd_scale, "Weight-decay multiple of BatchNorm parameters.")
     flags.DEFINE_bool("lookahead", defaults.lookahead, "airbench's lookahead (EMA every 5 steps).")
-    flags.DEFINE_string("tta", defaults.tta, "Test-time augmentation of the stored predictions: none | flip | "
-                        "airbench | crop25 | crop81 | flip_crop25 | flip_crop81 | crop:P:S | flip_crop:P:S")
+    flags.DEFINE_string(
+        "tta",
+        defaults.tta,
+        "Test-time augmentation of the stored predictions: none | flip | "
+        "airbench | crop25 | crop81 | flip_crop25 | flip_crop81 | crop:P:S | flip_crop:P:S",
+    )
     flags.DEFINE_string("snapshot_epochs", "", "Also store test logits after these epochs, comma-separated.")
     flags.DEFINE_string("flip", defaults.flip, "none | random | alternating")
     flags.DEFINE_integer("translate", defaults.translate, "Random translation padding in pixels.")
     flags.DEFINE_string("translate_mode", defaults.translate_mode, "zero | reflect")
     flags.DEFINE_integer("cutout", defaults.cutout, "Cutout square size in pixels (0 = off).")
-    flags.DEFINE_string("vary", defaults.vary, "Streams that differ between runs: all, none, or a subset of "
-                        "init,order,aug.")
+    flags.DEFINE_string(
+        "vary", defaults.vary, "Streams that differ between runs: all, none, or a subset of init,order,aug."
+    )
     flags.DEFINE_integer("seed", defaults.seed, "Study seed.")
     flags.DEFINE_integer("fixed_seed", defaults.fixed_seed, "Seed shared by the streams not in --vary.")
-    flags.DEFINE_string("poke_step", str(defaults.poke_step), "Step at which to poke one weight (-1 = never), "
-                        "or one per run.")
+    flags.DEFINE_string(
+        "poke_step", str(defaults.poke_step), "Step at which to poke one weight (-1 = never), or one per run."
+    )
     flags.DEFINE_float("poke_factor", defaults.poke_factor, "Factor the poked weight is multiplied by.")
     flags.DEFINE_string("poke_param", None, "Parameter path to poke, e.g. conv0/kernel (default: the first).")
     flags.DEFINE_string("poke_index", str(defaults.poke_index), "Flat index of the poked weight, or one per run.")
-    flags.DEFINE_string("strategy", defaults.strategy, "How runs are batched: auto (time candidates, cache the fastest) | "
-                        "vmap | unrolled | serial | chunk:K | map[:K], optionally +direct, +perrun|+bmm, +bf16, +eigen "
-                        "(see vmaptrain/parallel.py)")
+    flags.DEFINE_string(
+        "strategy",
+        defaults.strategy,
+        "How runs are batched: auto (time candidates, cache the fastest) | "
+        "vmap | unrolled | serial | chunk:K | map[:K], optionally +direct, +perrun|+bmm, +bf16, +eigen "
+        "(see vmaptrain/parallel.py)",
+    )
     flags.DEFINE_integer("group_size", defaults.group_size, "Train runs in groups of this size (0 = all at once).")
     flags.DEFINE_integer("eval_batch_size", defaults.eval_batch_size, "Test examples per evaluation batch.")
-    flags.DEFINE_integer("checkpoint_every_steps", defaults.checkpoint_every_steps,
-                         "Checkpoint every N optimizer steps (0 = by time only).")
-    flags.DEFINE_float("checkpoint_every_minutes", defaults.checkpoint_every_minutes,
-                       "Checkpoint every M minutes (0 = by steps only; single-process studies).")
-    flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for a multi-process study "
-                        "(or env VMAPTRAIN_COORDINATOR).")
+    flags.DEFINE_integer(
+        "checkpoint_every_steps",
+        defaults.checkpoint_every_steps,
+        "Checkpoint every N optimizer steps (0 = by time only).",
+    )
+    flags.DEFINE_float(
+        "checkpoint_every_minutes",
+        defaults.checkpoint_every_minutes,
+        "Checkpoint every M minutes (0 = by steps only; single-process studies).",
+    )
+    flags.DEFINE_string(
+        "coordinator_address", None, "host:port of process 0 for a multi-process study (or env VMAPTRAIN_COORDINATOR)."
+    )
     flags.DEFINE_integer("num_processes", None, "Processes in a multi-process study (or env VMAPTRAIN_NUM_PROCESSES).")
-    flags.DEFINE_integer("process_id", None, "This process's id in a multi-process study (or env VMAPTRAIN_PROCESS_ID).")
+    flags.DEFINE_integer(
+        "process_id", None, "This process's id in a multi-process study (or env VMAPTRAIN_PROCESS_ID)."
+    )
 
 
 # Flags whose text is parsed into a config value (per-run lists, integer lists).
-_PARSED = {"lr": _floats, "wd": _floats, "momentum": _floats, "label_smoothing": _floats,
-           "poke_step": _ints, "poke_index": _ints,
-           "snapshot_epochs": lambda text: tuple(_as_list(_ints(text))) if text.strip() else ()}
+_PARSED = {
+    "lr": _floats,
+    "wd": _floats,
+    "momentum": _floats,
+    "label_smoothing": _floats,
+    "poke_step": _ints,
+    "poke_index": _ints,
+    "snapshot_epochs": lambda text: tuple(_as_list(_ints(text))) if text.strip() else (),
+}
 
 
 def study_config(values) -> StudyConfig:
@@ -141,8 +174,14 @@ def train_seeds(values) -> None:
 
     if jax.process_index() != 0:
         return
-    print(json.dumps({k: s[k] for k in ("runs", "runs_diverged", "accuracy_mean", "accuracy_std",
-                                         "accuracy_min", "accuracy_max")}))
+    print(
+        json.dumps(
+            {
+                k: s[k]
+                for k in ("runs", "runs_diverged", "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max")
+            }
+        )
+    )
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -192,8 +231,11 @@ def define_figure_flags() -> None:
     flags.DEFINE_string("dataset", None, "Override the scale's dataset.")
     flags.DEFINE_integer("num_seeds", None, "Override the scale's runs per study.")
     flags.DEFINE_float("width", None, "Override the scale's width multiplier.")
-    flags.DEFINE_string("studies_dir", None, "Where the studies go (default: the workdir); figures given the same "
-                        "directory share identical studies.")
+    flags.DEFINE_string(
+        "studies_dir",
+        None,
+        "Where the studies go (default: the workdir); figures given the same directory share identical studies.",
+    )
     flags.mark_flag_as_required("workdir")
 
 
@@ -201,7 +243,8 @@ def run_figure(name: str, values) -> None:
     from vmaptrain import replicate
 
     scale = replicate.scale_named(values.scale).with_changes(
-        dataset=values.dataset, num_seeds=values.num_seeds, width=values.width)
+        dataset=values.dataset, num_seeds=values.num_seeds, width=values.width
+    )
     report = replicate.run_figure(name, values.workdir, scale, studies=values.studies_dir)
     print(f"{name} ({scale.name} scale): report.json and {', '.join(report['figures'])} in {values.workdir}")
 

@@ -29,7 +29,7 @@ _YNN_TYPES = "xla_cpu_experimental_ynn_fusion_type"
 _YNN_WITHOUT_CONVOLUTIONS = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _supported(name: str, value) -> bool:
     """Whether this XLA:CPU accepts the option (an unknown one fails compilation)."""
     probe = jax.device_put(1.0, jax.devices("cpu")[0])

@@ -46,18 +46,21 @@ _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 class Routing:
     """Static conv choices of one traced program (hashable)."""
 
-    per_run: str = "xla"              # "xla" | "direct[:K]" | "im2col[:K]"
-    across_runs: str = "grouped"      # "grouped" | "per_run" | "bmm"
-    dtype: str | None = None          # None (the parameters' dtype) | "bfloat16"
+    per_run: str = "xla"  # "xla" | "direct[:K]" | "im2col[:K]"
+    across_runs: str = "grouped"  # "grouped" | "per_run" | "bmm"
+    dtype: str | None = None  # None (the parameters' dtype) | "bfloat16"
 
     def __post_init__(self):
         base, _, limit = self.per_run.partition(":")
         if base not in PER_RUN_METHODS or (limit and (base == "xla" or not limit.isdigit())):
-            raise ValueError(f"conv routing: per-run method must be xla, direct[:K] or im2col[:K], "
-                             f"got {self.per_run!r}")
+            raise ValueError(
+                f"conv routing: per-run method must be xla, direct[:K] or im2col[:K], got {self.per_run!r}"
+            )
         if self.across_runs not in ACROSS_RUN_METHODS:
-            raise ValueError(f"conv routing: across-run method must be one of {', '.join(ACROSS_RUN_METHODS)}, "
-                             f"got {self.across_runs!r}")
+            raise ValueError(
+                f"conv routing: across-run method must be one of {', '.join(ACROSS_RUN_METHODS)}, "
+                f"got {self.across_runs!r}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"conv routing: dtype must be None or bfloat16, got {self.dtype!r}")
 
@@ -71,6 +74,7 @@ class Routing:
 # ---------------------------------------------------------------------------------------------
 # One run.
 
+
 def _xla_conv(x, w, strides, padding):
     return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_DIMENSIONS)
 
@@ -81,8 +85,11 @@ def _taps(x, kernel_hw, strides, padding):
     x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
     b, h, w, c = x.shape
     ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-    return [lax.slice(x, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c), (1, sh, sw, 1))
-            for i in range(kh) for j in range(kw)]
+    return [
+        lax.slice(x, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c), (1, sh, sw, 1))
+        for i in range(kh)
+        for j in range(kw)
+    ]
 
 
 def patches(x, kernel_hw, strides, padding):
@@ -97,7 +104,7 @@ def direct_conv(x, w, strides, padding):
     for t, tap in enumerate(_taps(x, (kh, kw), strides, padding)):
         i, j = divmod(t, kw)
         for c in range(c_in):
-            term = tap[..., c:c + 1] * w[i, j, c]
+            term = tap[..., c : c + 1] * w[i, j, c]
             out = term if out is None else out + term
     return out
 
@@ -139,6 +146,7 @@ def _weight_grad(method, strides, padding, x, dy, w_shape):
 # ---------------------------------------------------------------------------------------------
 # Across runs: the vmap rule of each of the three per-run functions.
 
+
 def _batched(single, batched_form, across_runs):
     """`single(*arrays)` as a custom_vmap function; its vmap rule batches runs `across_runs`."""
     mapped = jax.custom_batching.custom_vmap(single)
@@ -146,8 +154,9 @@ def _batched(single, batched_form, across_runs):
     @mapped.def_vmap
     def rule(axis_size, in_batched, *args):
         if across_runs == "per_run":
-            args = [a if batched else jnp.broadcast_to(a, (axis_size,) + a.shape)
-                    for a, batched in zip(args, in_batched)]
+            args = [
+                a if batched else jnp.broadcast_to(a, (axis_size,) + a.shape) for a, batched in zip(args, in_batched)
+            ]
             # Runs as separate dense ops: each is the single-run computation.
             return jnp.stack([single(*(a[s] for a in args)) for s in range(axis_size)]), True
         # "grouped": jax's batching of the XLA form (a grouped conv); "bmm": of the im2col form
@@ -158,7 +167,7 @@ def _batched(single, batched_form, across_runs):
     return mapped
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def conv_function(routing: Routing, kernel_shape: tuple, strides: tuple, padding: tuple):
     """The routed convolution `(x, w) -> y` for one static layer configuration."""
     kh, kw, c_in, _ = kernel_shape
@@ -166,11 +175,16 @@ def conv_function(routing: Routing, kernel_shape: tuple, strides: tuple, padding
     # "bmm" batches runs through the im2col form even where the per-run method is "xla".
     batched_method = "im2col" if routing.across_runs == "bmm" else method
 
-    fwd_op = _batched(lambda x, w: _forward(method, strides, padding, x, w),
-                      lambda x, w: _forward(batched_method, strides, padding, x, w), routing.across_runs)
-    dw_op = _batched(lambda x, dy: _weight_grad(method, strides, padding, x, dy, kernel_shape),
-                     lambda x, dy: _weight_grad(batched_method, strides, padding, x, dy, kernel_shape),
-                     routing.across_runs)
+    fwd_op = _batched(
+        lambda x, w: _forward(method, strides, padding, x, w),
+        lambda x, w: _forward(batched_method, strides, padding, x, w),
+        routing.across_runs,
+    )
+    dw_op = _batched(
+        lambda x, dy: _weight_grad(method, strides, padding, x, dy, kernel_shape),
+        lambda x, dy: _weight_grad(batched_method, strides, padding, x, dy, kernel_shape),
+        routing.across_runs,
+    )
     dx_single = lambda dy, w, x: _input_grad(strides, padding, dy, w, x.shape)
     dx_op = _batched(dx_single, dx_single, "per_run" if routing.across_runs == "per_run" else "grouped")
 
@@ -221,8 +235,14 @@ def _routed_conv(module: nn.Conv, x):
     """The flax Conv `module` applied to x through `conv_function`, or None if not handled."""
     kernel_hw = _pair(module.kernel_size)
     strides = _pair(module.strides)
-    if (x.ndim != 4 or len(kernel_hw) != 2 or module.feature_group_count != 1 or module.mask is not None
-            or _pair(module.input_dilation) != (1, 1) or _pair(module.kernel_dilation) != (1, 1)):
+    if (
+        x.ndim != 4
+        or len(kernel_hw) != 2
+        or module.feature_group_count != 1
+        or module.mask is not None
+        or _pair(module.input_dilation) != (1, 1)
+        or _pair(module.kernel_dilation) != (1, 1)
+    ):
         return None
     padding = _static_padding(module, x, kernel_hw, strides)
     if padding is None:
@@ -241,8 +261,14 @@ def _routed_conv(module: nn.Conv, x):
 
 def _interceptor(next_fun, args, kwargs, context):
     module = context.module
-    if (current() is not None and context.method_name == "__call__" and type(module) is nn.Conv
-            and not module.is_initializing() and len(args) == 1 and not kwargs):
+    if (
+        current() is not None
+        and context.method_name == "__call__"
+        and type(module) is nn.Conv
+        and not module.is_initializing()
+        and len(args) == 1
+        and not kwargs
+    ):
         y = _routed_conv(module, args[0])
         if y is not None:
             return y

@@ -12,7 +12,8 @@ import os
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from vmaptrain import compile_options, parallel
 
@@ -25,8 +26,10 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
     coordinator = coordinator or os.environ.get("VMAPTRAIN_COORDINATOR")
     if not coordinator:
         if (num_processes or 1) != 1 or (process_id or 0) != 0:
-            raise ValueError("a process count or id was given without a coordinator address "
-                             "(--coordinator_address or VMAPTRAIN_COORDINATOR)")
+            raise ValueError(
+                "a process count or id was given without a coordinator address "
+                "(--coordinator_address or VMAPTRAIN_COORDINATOR)"
+            )
         return
     num_processes = num_processes if num_processes is not None else int(os.environ["VMAPTRAIN_NUM_PROCESSES"])
     process_id = process_id if process_id is not None else int(os.environ["VMAPTRAIN_PROCESS_ID"])
@@ -34,8 +37,7 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
         raise ValueError(f"process id {process_id} is not in 0..{num_processes - 1}")
     if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS", "") == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                               process_id=process_id)
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
 
 
 def seed_mesh() -> Mesh:
@@ -45,8 +47,9 @@ def seed_mesh() -> Mesh:
 def check_divisible(num_runs: int, mesh: Mesh, what: str) -> None:
     devices = mesh.devices.size
     if num_runs % devices:
-        raise ValueError(f"{what} ({num_runs}) must be a multiple of the device count ({devices}) "
-                         f"so every device trains whole runs")
+        raise ValueError(
+            f"{what} ({num_runs}) must be a multiple of the device count ({devices}) so every device trains whole runs"
+        )
 
 
 def local_run_slice(mesh: Mesh, num_runs: int) -> slice:
@@ -61,8 +64,8 @@ def put_runs(mesh: Mesh, tree, num_runs: int):
     """Host pytree of this process's runs (leading axis) → global arrays sharded over runs."""
     sharding = NamedSharding(mesh, P(AXIS))
     return jax.tree.map(
-        lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a), (num_runs,) + np.shape(a)[1:]),
-        tree)
+        lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a), (num_runs,) + np.shape(a)[1:]), tree
+    )
 
 
 def put_replicated(mesh: Mesh, tree):
@@ -112,13 +115,19 @@ class ShardedPrograms:
         eval_local = parallel.map_runs(lambda state, images: train.eval_logits(spec, state, images), strategy)
         # Init and permutations hold no convolution worth batching differently: plain vmap,
         # which draws exactly the same random bits as one run at a time.
-        self.init = jax.jit(shard(jax.vmap(init_one, in_axes=(0, None)), (runs, shared), runs),
-                            compiler_options=options)
+        self.init = jax.jit(
+            shard(jax.vmap(init_one, in_axes=(0, None)), (runs, shared), runs), compiler_options=options
+        )
         self._permutations = {}
         self.step = jax.jit(
-            shard(lambda st, perms, data, e, k: step_local((st, perms), data, e, k),
-                  (runs, runs, shared, shared, shared), (runs, runs)),
-            donate_argnums=0, compiler_options=options)
+            shard(
+                lambda st, perms, data, e, k: step_local((st, perms), data, e, k),
+                (runs, runs, shared, shared, shared),
+                (runs, runs),
+            ),
+            donate_argnums=0,
+            compiler_options=options,
+        )
         self.eval = jax.jit(shard(eval_local, (runs, shared), runs), compiler_options=options)
 
     def permutations(self, order_keys, epoch, num_examples: int):
@@ -126,8 +135,9 @@ class ShardedPrograms:
             from vmaptrain import train
 
             perm = lambda keys, e: jax.vmap(train.epoch_permutation, in_axes=(0, None, None))(keys, e, num_examples)
-            self._permutations[num_examples] = jax.jit(jax.shard_map(
-                perm, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False))
+            self._permutations[num_examples] = jax.jit(
+                jax.shard_map(perm, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False)
+            )
         return self._permutations[num_examples](order_keys, epoch)
 
     def step_hlo(self, state, permutations, data, epoch, k) -> str:

@@ -39,11 +39,13 @@ class Schedule:
         if self.total_steps < 1:
             raise ValueError(f"total_steps must be ≥ 1, got {self.total_steps}")
         if not (isinstance(self.cycles, int) and 1 <= self.cycles <= self.total_steps):
-            raise ValueError(f"schedule cycles must be an integer in [1, {self.total_steps}] (the total steps), "
-                             f"got {self.cycles}")
+            raise ValueError(
+                f"schedule cycles must be an integer in [1, {self.total_steps}] (the total steps), got {self.cycles}"
+            )
         if not 0 <= self.warmup_steps <= self.cycle_steps:
-            raise ValueError(f"warmup_steps must lie in [0, {self.cycle_steps}] (steps per cycle), "
-                             f"got {self.warmup_steps}")
+            raise ValueError(
+                f"warmup_steps must lie in [0, {self.cycle_steps}] (steps per cycle), got {self.warmup_steps}"
+            )
 
     @property
     def cycle_steps(self) -> int:
@@ -136,8 +138,7 @@ def parameter_scales(params, batch_stats, norm_lr: float, norm_wd: float, limite
 
     both = jax.tree_util.tree_map_with_path(scales, params)
     is_pair = lambda x: isinstance(x, tuple)
-    return (jax.tree.map(lambda p: p[0], both, is_leaf=is_pair),
-            jax.tree.map(lambda p: p[1], both, is_leaf=is_pair))
+    return (jax.tree.map(lambda p: p[0], both, is_leaf=is_pair), jax.tree.map(lambda p: p[1], both, is_leaf=is_pair))
 
 
 def _path(keys) -> str:

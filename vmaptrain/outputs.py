@@ -62,8 +62,13 @@ def histogram_png(accuracies: np.ndarray, title: str) -> bytes:
     ax.set_ylabel("runs")
     ax.set_title(title)
     if acc.size > 1:
-        ax.axvline(acc.mean(), color="black", linestyle="--", linewidth=1,
-                   label=f"mean {acc.mean():.2f}%, std {acc.std(ddof=1):.3f}%")
+        ax.axvline(
+            acc.mean(),
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"mean {acc.mean():.2f}%, std {acc.std(ddof=1):.3f}%",
+        )
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -72,8 +77,9 @@ def histogram_png(accuracies: np.ndarray, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_results(workdir: str, logits: np.ndarray, labels: np.ndarray, runs: list[dict],
-                  summary: dict, title: str) -> None:
+def write_results(
+    workdir: str, logits: np.ndarray, labels: np.ndarray, runs: list[dict], summary: dict, title: str
+) -> None:
     """Write the outputs; summary.json last, so its presence means the study is complete."""
     store.write_npy(os.path.join(workdir, "logits.npy"), logits.astype(np.float16))
     store.write_npy(os.path.join(workdir, "labels.npy"), labels.astype(np.int32))

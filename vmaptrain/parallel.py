@@ -50,8 +50,10 @@ hostmem.keep_freed_memory()
 FORMS = ("vmap", "unrolled", "serial", "chunk:K", "map", "map:K")
 OPTIONS = ("direct", "perrun", "bmm", "bf16", "eigen")
 DIRECT_PATCH_LIMIT = 27
-STRATEGY_PATTERN = re.compile(r"^(vmap|unrolled|serial|chunk:[1-9][0-9]*|map|map:[1-9][0-9]*)"
-                              rf"((\+({'|'.join(OPTIONS)}))*)$")
+STRATEGY_PATTERN = re.compile(
+    r"^(vmap|unrolled|serial|chunk:[1-9][0-9]*|map|map:[1-9][0-9]*)"
+    rf"((\+({'|'.join(OPTIONS)}))*)$"
+)
 
 
 def validate_strategy(strategy: str) -> str:
@@ -61,14 +63,16 @@ def validate_strategy(strategy: str) -> str:
     match = STRATEGY_PATTERN.match(strategy) if isinstance(strategy, str) else None
     options = match.group(2).split("+")[1:] if match else []
     if not match or len(set(options)) != len(options) or {"perrun", "bmm"} <= set(options):
-        raise ValueError(f"unknown strategy '{strategy}'; choose auto, or vmap, unrolled, serial, chunk:K, "
-                         f"map or map:K (K ≥ 1), optionally followed by +direct, +perrun or +bmm "
-                         f"(not both), +bf16 and +eigen")
+        raise ValueError(
+            f"unknown strategy '{strategy}'; choose auto, or vmap, unrolled, serial, chunk:K, "
+            f"map or map:K (K ≥ 1), optionally followed by +direct, +perrun or +bmm "
+            f"(not both), +bf16 and +eigen"
+        )
     return strategy
 
 
 def parse(strategy: str) -> tuple[str, tuple[str, ...]]:
-    """"chunk:4+direct" → ("chunk:4", ("direct",))."""
+    """ "chunk:4+direct" → ("chunk:4", ("direct",))."""
     if validate_strategy(strategy) == "auto":
         raise ValueError("strategy 'auto' must be resolved (vmaptrain.autotune) before programs are built")
     form, *options = strategy.split("+")
@@ -81,9 +85,13 @@ def routing_of(strategy: str):
     if not options:
         return None
     from vmaptrain import conv_batching  # local: config imports this module without flax
+
     across = "per_run" if "perrun" in options else "bmm" if "bmm" in options else "grouped"
-    return conv_batching.Routing(per_run=f"direct:{DIRECT_PATCH_LIMIT}" if "direct" in options else "xla",
-                                 across_runs=across, dtype="bfloat16" if "bf16" in options else None)
+    return conv_batching.Routing(
+        per_run=f"direct:{DIRECT_PATCH_LIMIT}" if "direct" in options else "xla",
+        across_runs=across,
+        dtype="bfloat16" if "bf16" in options else None,
+    )
 
 
 def chunk_size(strategy: str, num_runs: int) -> int:
@@ -117,7 +125,7 @@ def map_runs(fn, strategy: str):
             return jax.lax.map(lambda run: fn(run, *shared), stacked, batch_size=None if size == 1 else size)
         outs = []
         for start in range(0, num_runs, size):
-            part = jax.tree.map(lambda a: a[start:start + size], stacked)
+            part = jax.tree.map(lambda a: a[start : start + size], stacked)
             if form == "serial" and outs:
                 # A data dependence that is no computation: this run starts after the last ends.
                 part, outs[-1] = jax.lax.optimization_barrier((part, outs[-1]))

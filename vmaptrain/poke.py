@@ -15,9 +15,9 @@ from flax import struct
 
 @struct.dataclass
 class Poke:
-    step: jax.Array      # int32; the step at whose start the weight is scaled; -1 = never
-    index: jax.Array     # int32; flat index into the poked parameter
-    factor: jax.Array    # float32
+    step: jax.Array  # int32; the step at whose start the weight is scaled; -1 = never
+    index: jax.Array  # int32; flat index into the poked parameter
+    factor: jax.Array  # float32
 
 
 def never() -> Poke:

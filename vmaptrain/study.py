@@ -25,7 +25,7 @@ import numpy as np
 
 from vmaptrain import augment, distributed, models, optim, outputs, poke, rng, store, tta
 from vmaptrain import workdir as workdirs
-from vmaptrain.checkpoint import CheckpointError, GroupCheckpoints
+from vmaptrain.checkpoint import GroupCheckpoints
 from vmaptrain.config import StudyConfig, StudyError
 from vmaptrain.data import DataError, Dataset, load_dataset, normalize
 from vmaptrain.models import ModelError, make_model
@@ -38,13 +38,13 @@ class StudyInterrupted(RuntimeError):
 
 @dataclasses.dataclass
 class StudyResult:
-    logits: np.ndarray          # float32 [runs, test examples, classes]
-    labels: np.ndarray          # int32 [test examples]
+    logits: np.ndarray  # float32 [runs, test examples, classes]
+    labels: np.ndarray  # int32 [test examples]
     runs: list[dict]
     summary: dict
-    state: object = None        # final stacked RunState (host arrays) when all runs trained in this call
+    state: object = None  # final stacked RunState (host arrays) when all runs trained in this call
     spec: TrainSpec | None = None
-    snapshots: dict = dataclasses.field(default_factory=dict)   # {epoch: [runs, n, k] logits}
+    snapshots: dict = dataclasses.field(default_factory=dict)  # {epoch: [runs, n, k] logits}
 
 
 class Progress:
@@ -66,8 +66,10 @@ class Progress:
         remaining = self.total_runs - self.skipped - self.run_epochs / self.epochs
         eta = remaining / runs_per_s if runs_per_s > 0 else float("inf")
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
-        self.stream.write(f"epoch {epoch}/{self.epochs} | runs done {runs_done}/{self.total_runs} | "
-                          f"{runs_per_s:.3f} runs/s | ETA {eta_text}\n")
+        self.stream.write(
+            f"epoch {epoch}/{self.epochs} | runs done {runs_done}/{self.total_runs} | "
+            f"{runs_per_s:.3f} runs/s | ETA {eta_text}\n"
+        )
         self.stream.flush()
 
 
@@ -104,25 +106,42 @@ def build_spec(config: StudyConfig, data: Dataset) -> TrainSpec:
             # Only the images the whitening uses are normalised (not the whole training set).
             train_images = normalize(data.x_train[models.whitening_sample(n)], data.mean, data.std)
         model = make_model(config.model, data.num_classes, config.width, train_images)
-        aug = augment.AugmentConfig(flip=config.flip, translate=config.translate,
-                                    translate_mode=config.translate_mode, cutout=config.cutout)
+        aug = augment.AugmentConfig(
+            flip=config.flip, translate=config.translate, translate_mode=config.translate_mode, cutout=config.cutout
+        )
         aug.check_image_size(*data.x_train.shape[1:3])
         tta.check(config.tta, *data.x_train.shape[1:3])
-        schedule = optim.Schedule(config.schedule, total, int(round(config.warmup_epochs * steps_per_epoch)),
-                                  start=config.schedule_start, end=config.schedule_end,
-                                  cycles=config.schedule_cycles)
+        schedule = optim.Schedule(
+            config.schedule,
+            total,
+            int(round(config.warmup_epochs * steps_per_epoch)),
+            start=config.schedule_start,
+            end=config.schedule_end,
+            cycles=config.schedule_cycles,
+        )
     except (ModelError, ValueError) as err:
         raise StudyError(str(err)) from None
     poke_path = None
     if any(step >= 0 for step in config.per_run("poke_step")):
         poke_path = config.poke_param or model.default_poke_param
-    limited = tuple((path, int(round(epochs * steps_per_epoch)))
-                    for path, epochs in sorted(getattr(model, "train_only_epochs", {}).items()))
-    return TrainSpec(model=model, optimizer=config.optimizer, schedule=schedule,
-                     batch_size=config.batch_size, steps_per_epoch=steps_per_epoch,
-                     augment=aug, poke_path=poke_path, norm_lr_scale=config.norm_lr_scale,
-                     norm_wd_scale=config.norm_wd_scale, limited=limited, lookahead=config.lookahead,
-                     tta=config.tta)
+    limited = tuple(
+        (path, int(round(epochs * steps_per_epoch)))
+        for path, epochs in sorted(getattr(model, "train_only_epochs", {}).items())
+    )
+    return TrainSpec(
+        model=model,
+        optimizer=config.optimizer,
+        schedule=schedule,
+        batch_size=config.batch_size,
+        steps_per_epoch=steps_per_epoch,
+        augment=aug,
+        poke_path=poke_path,
+        norm_lr_scale=config.norm_lr_scale,
+        norm_wd_scale=config.norm_wd_scale,
+        limited=limited,
+        lookahead=config.lookahead,
+        tta=config.tta,
+    )
 
 
 def check_model(spec: TrainSpec, data: Dataset) -> None:
@@ -144,8 +163,13 @@ def device_data(data: Dataset) -> dict:
     """The training set and normalisation constants (host arrays; placed once per study)."""
     # Cutout fills with the mean colour truncated to integers, as the paper's pipeline did.
     fill = np.clip(np.floor(data.mean), 0, 255).astype(data.x_train.dtype)
-    return {"x_train": data.x_train, "y_train": data.y_train.astype(np.int32),
-            "mean": data.mean.astype(np.float32), "std": data.std.astype(np.float32), "fill": fill}
+    return {
+        "x_train": data.x_train,
+        "y_train": data.y_train.astype(np.int32),
+        "mean": data.mean.astype(np.float32),
+        "std": data.std.astype(np.float32),
+        "fill": fill,
+    }
 
 
 def run_inputs(config: StudyConfig, indices: list[int]):
@@ -158,11 +182,17 @@ def run_inputs(config: StudyConfig, indices: list[int]):
         values = config.per_run(name)
         return np.asarray([values[i] for i in indices], dtype)
 
-    hyper = Hyper(lr=column("lr", np.float32), wd=column("wd", np.float32),
-                  momentum=column("momentum", np.float32),
-                  label_smoothing=column("label_smoothing", np.float32))
-    pokes = poke.Poke(step=column("poke_step", np.int32), index=column("poke_index", np.int32),
-                      factor=np.full((len(indices),), config.poke_factor, np.float32))
+    hyper = Hyper(
+        lr=column("lr", np.float32),
+        wd=column("wd", np.float32),
+        momentum=column("momentum", np.float32),
+        label_smoothing=column("label_smoothing", np.float32),
+    )
+    pokes = poke.Poke(
+        step=column("poke_step", np.int32),
+        index=column("poke_index", np.int32),
+        factor=np.full((len(indices),), config.poke_factor, np.float32),
+    )
     return seeds, (keys["init"], keys["order"], keys["aug"], hyper, pokes)
 
 
@@ -182,7 +212,7 @@ def evaluate(programs, state, data: Dataset, batch: int) -> np.ndarray:
     images = np.concatenate([x_test, np.zeros((padded - n,) + x_test.shape[1:], x_test.dtype)])
     chunks = []
     for start in range(0, padded, batch):
-        x = normalize(images[start:start + batch], data.mean, data.std)
+        x = normalize(images[start : start + batch], data.mean, data.std)
         x = distributed.put_replicated(programs.mesh, np.asarray(x))
         chunks.append(distributed.local_runs(programs.eval(state, x)))
     return np.concatenate(chunks, axis=1)[:, :n].astype(np.float32)
@@ -196,9 +226,18 @@ def _checkpoint_due(config, steps_since, seconds_since) -> bool:
     return bool(minutes) and jax.process_count() == 1 and seconds_since >= 60 * minutes
 
 
-def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, start: int, end: int,
-                ckpt: GroupCheckpoints | None, guard: TermGuard, meter: Progress | None,
-                snapshot_dir: str | None = None):
+def train_group(
+    programs,
+    config: StudyConfig,
+    data: Dataset,
+    dev: dict,
+    start: int,
+    end: int,
+    ckpt: GroupCheckpoints | None,
+    guard: TermGuard,
+    meter: Progress | None,
+    snapshot_dir: str | None = None,
+):
     """Train runs start..end-1 together; returns this process's (indices, seeds, logits, facts).
 
     Snapshot logits (config.snapshot_epochs) go to `snapshot_dir`'s store as they are made.
@@ -227,22 +266,28 @@ def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, start: 
     for epoch in range(position["epoch"], math.ceil(total_steps / spe)):
         permutations = programs.permutations(state.order_key, np.int32(epoch), n)
         first = position["step_in_epoch"] if epoch == position["epoch"] else 0
-        steps = min(spe, total_steps - epoch * spe)   # the last epoch may be partial
+        steps = min(spe, total_steps - epoch * spe)  # the last epoch may be partial
         for k in range(first, steps):
             state, metrics = programs.step(state, permutations, dev, np.int32(epoch), np.int32(k))
             loss_sum = loss_sum + metrics["loss"]
             done_steps += 1
             if k + 1 == steps:
                 last_loss, loss_sum = loss_sum / steps, loss_sum * 0
-            if ckpt is not None and (guard.stop or _checkpoint_due(config, done_steps - last_save,
-                                                                    time.monotonic() - last_save_time)):
-                next_position = {"epoch": epoch + 1, "step_in_epoch": 0} if k + 1 == steps else \
-                    {"epoch": epoch, "step_in_epoch": k + 1}
+            if ckpt is not None and (
+                guard.stop or _checkpoint_due(config, done_steps - last_save, time.monotonic() - last_save_time)
+            ):
+                next_position = (
+                    {"epoch": epoch + 1, "step_in_epoch": 0}
+                    if k + 1 == steps
+                    else {"epoch": epoch, "step_in_epoch": k + 1}
+                )
                 ckpt.save(done_steps, {"run": state, "loss_sum": loss_sum, "last_loss": last_loss}, next_position)
                 last_save, last_save_time = done_steps, time.monotonic()
                 if guard.stop:
-                    raise StudyInterrupted(f"stopped by SIGTERM at epoch {epoch + 1}, step {k + 1}; checkpoint "
-                                           f"saved — rerun the same command to resume")
+                    raise StudyInterrupted(
+                        f"stopped by SIGTERM at epoch {epoch + 1}, step {k + 1}; checkpoint "
+                        f"saved — rerun the same command to resume"
+                    )
         if epoch + 1 in config.snapshot_epochs:
             snapshots[epoch + 1] = evaluate(programs, state, data, config.eval_batch_size)
             if snapshot_dir is not None:
@@ -251,9 +296,12 @@ def train_group(programs, config: StudyConfig, data: Dataset, dev: dict, start: 
             jax.block_until_ready(last_loss)
             meter.update(epoch + 1, start + (size if epoch + 1 == meter.epochs else 0), size)
     logits = evaluate(programs, state, data, config.eval_batch_size)
-    facts = {"diverged": distributed.local_runs(state.diverged),
-             "train_loss": distributed.local_runs(last_loss).astype(np.float64),
-             "state": distributed.local_runs(state), "snapshots": snapshots}
+    facts = {
+        "diverged": distributed.local_runs(state.diverged),
+        "train_loss": distributed.local_runs(last_loss).astype(np.float64),
+        "state": distributed.local_runs(state),
+        "snapshots": snapshots,
+    }
     return indices, seeds, logits, facts
 
 
@@ -312,8 +360,9 @@ class SeedStudy:
                         meter.skip(end - start)
                     continue
                 ckpt = GroupCheckpoints(workdirs.checkpoint_dir(workdir, start, end)) if workdir else None
-                indices, seeds, group_logits, facts = train_group(programs, config, data, dev, start, end,
-                                                                  ckpt, guard, meter, workdir)
+                indices, seeds, group_logits, facts = train_group(
+                    programs, config, data, dev, start, end, ckpt, guard, meter, workdir
+                )
                 rows = describe_runs(config, indices, seeds, group_logits, data.y_test, facts)
                 if workdir is not None:
                     workdirs.write_block(workdir, indices[0], group_logits, rows)
@@ -331,8 +380,15 @@ class SeedStudy:
             logits = np.concatenate(logits)
             summary = summarize(logits, data.y_test, runs)
             snapshots = {e: np.concatenate([s[e] for s in snapshots]) for e in config.snapshot_epochs}
-            return StudyResult(logits=logits, labels=np.asarray(data.y_test, np.int32), runs=runs,
-                               summary=summary, state=state, spec=spec, snapshots=snapshots)
+            return StudyResult(
+                logits=logits,
+                labels=np.asarray(data.y_test, np.int32),
+                runs=runs,
+                summary=summary,
+                state=state,
+                spec=spec,
+                snapshots=snapshots,
+            )
         _barrier("assemble")
         if writer:
             all_logits, all_runs = workdirs.assemble(workdir, config.num_seeds)
@@ -356,17 +412,23 @@ def describe_runs(config, indices, seeds, logits, labels, facts) -> list[dict]:
     accuracy = (logits.argmax(-1) == np.asarray(labels)[None]).mean(axis=1)
     rows = []
     for j, i in enumerate(indices):
-        rows.append({
-            "index": i,
-            "seeds": seeds[j].as_dict(),
-            "hyperparameters": {name: float(config.per_run(name)[i])
-                                for name in ("lr", "wd", "momentum", "label_smoothing")},
-            "poke": {"step": int(config.per_run("poke_step")[i]), "index": int(config.per_run("poke_index")[i]),
-                     "factor": config.poke_factor},
-            "test_accuracy": float(accuracy[j]),
-            "final_train_loss": float(facts["train_loss"][j]),
-            "status": "diverged" if bool(facts["diverged"][j]) else "finished",
-        })
+        rows.append(
+            {
+                "index": i,
+                "seeds": seeds[j].as_dict(),
+                "hyperparameters": {
+                    name: float(config.per_run(name)[i]) for name in ("lr", "wd", "momentum", "label_smoothing")
+                },
+                "poke": {
+                    "step": int(config.per_run("poke_step")[i]),
+                    "index": int(config.per_run("poke_index")[i]),
+                    "factor": config.poke_factor,
+                },
+                "test_accuracy": float(accuracy[j]),
+                "final_train_loss": float(facts["train_loss"][j]),
+                "status": "diverged" if bool(facts["diverged"][j]) else "finished",
+            }
+        )
     return rows
 
 
@@ -390,7 +452,9 @@ def load_result(workdir: str) -> StudyResult:
         runs = store.read_json(os.path.join(workdir, "runs.json"))
         summary = store.read_json(os.path.join(workdir, "summary.json"))
     except (OSError, ValueError) as err:
-        raise StudyError(f"finished workdir {workdir} is damaged ({err}); delete summary.json and rerun to "
-                         f"reassemble the outputs from predictions/") from None
+        raise StudyError(
+            f"finished workdir {workdir} is damaged ({err}); delete summary.json and rerun to "
+            f"reassemble the outputs from predictions/"
+        ) from None
     snapshots = {e: s.astype(np.float32) for e, s in workdirs.load_snapshots(workdir, len(logits)).items()}
     return StudyResult(logits=logits, labels=labels, runs=runs, summary=summary, snapshots=snapshots)

@@ -32,16 +32,16 @@ class Hyper:
 
 @struct.dataclass
 class RunState:
-    step: jax.Array          # int32: optimizer steps taken
+    step: jax.Array  # int32: optimizer steps taken
     params: Any
     batch_stats: Any
     opt_state: Any
     hyper: Hyper
-    order_key: jax.Array     # uint32[2] key data of the data-order stream
-    aug_key: jax.Array       # uint32[2] key data of the augmentation stream
+    order_key: jax.Array  # uint32[2] key data of the data-order stream
+    aug_key: jax.Array  # uint32[2] key data of the augmentation stream
     poke: Poke
-    diverged: jax.Array      # bool: loss became non-finite; the run is frozen from then on
-    ema: Any = None          # lookahead's slow copy of (params, batch_stats), when used
+    diverged: jax.Array  # bool: loss became non-finite; the run is frozen from then on
+    ema: Any = None  # lookahead's slow copy of (params, batch_stats), when used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,29 +55,28 @@ class TrainSpec:
     steps_per_epoch: int
     augment: augment.AugmentConfig
     poke_path: str | None = None
-    norm_lr_scale: float = 1.0     # lr multiple of BatchNorm parameters
-    norm_wd_scale: float = 1.0     # weight-decay multiple of BatchNorm parameters
-    limited: tuple = ()            # (parameter path, steps): trained for its first steps only
-    lookahead: bool = False        # airbench's lookahead (see `lookahead`)
-    tta: str = "none"              # test-time augmentation of eval_logits (vmaptrain.tta)
+    norm_lr_scale: float = 1.0  # lr multiple of BatchNorm parameters
+    norm_wd_scale: float = 1.0  # weight-decay multiple of BatchNorm parameters
+    limited: tuple = ()  # (parameter path, steps): trained for its first steps only
+    lookahead: bool = False  # airbench's lookahead (see `lookahead`)
+    tta: str = "none"  # test-time augmentation of eval_logits (vmaptrain.tta)
 
     def scales(self, params, batch_stats, step):
-        return optim.parameter_scales(params, batch_stats, self.norm_lr_scale, self.norm_wd_scale,
-                                      self.limited, step)
+        return optim.parameter_scales(params, batch_stats, self.norm_lr_scale, self.norm_wd_scale, self.limited, step)
 
 
 def _variables(state_or_params, batch_stats):
     return {"params": state_or_params, "batch_stats": batch_stats}
 
 
-def init_run(spec: TrainSpec, init_key, order_key, aug_key, hyper: Hyper, poke: Poke,
-             sample: jax.Array) -> RunState:
+def init_run(spec: TrainSpec, init_key, order_key, aug_key, hyper: Hyper, poke: Poke, sample: jax.Array) -> RunState:
     """A fresh run from its init-stream key; `sample` is one input batch fixing shapes."""
     variables = spec.model.init(rng.wrap(init_key), sample, train=False)
     params = variables["params"]
     batch_stats = variables.get("batch_stats", {})
-    tx = optim.make_optimizer(spec.optimizer, hyper.lr, hyper.wd, hyper.momentum,
-                              *spec.scales(params, batch_stats, jnp.int32(0)))
+    tx = optim.make_optimizer(
+        spec.optimizer, hyper.lr, hyper.wd, hyper.momentum, *spec.scales(params, batch_stats, jnp.int32(0))
+    )
     return RunState(
         step=jnp.int32(0),
         params=params,
@@ -110,8 +109,7 @@ def load_batch(spec: TrainSpec, state: RunState, data: dict, permutation, epoch,
 
 
 def _loss(spec: TrainSpec, params, batch_stats, images, labels, label_smoothing):
-    logits, updates = spec.model.apply(_variables(params, batch_stats), images, train=True,
-                                       mutable=["batch_stats"])
+    logits, updates = spec.model.apply(_variables(params, batch_stats), images, train=True, mutable=["batch_stats"])
     num_classes = logits.shape[-1]
     targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
     loss = optax.softmax_cross_entropy(logits, targets).mean()
@@ -127,13 +125,16 @@ def train_step(spec: TrainSpec, state: RunState, batch) -> tuple[RunState, dict]
         params = apply_poke(params, state.poke, spec.poke_path, state.step)
     grad_fn = jax.value_and_grad(_loss, argnums=1, has_aux=True)
     (loss, (batch_stats, accuracy)), grads = grad_fn(
-        spec, params, state.batch_stats, images, labels, state.hyper.label_smoothing)
+        spec, params, state.batch_stats, images, labels, state.hyper.label_smoothing
+    )
     lr = state.hyper.lr * spec.schedule.factor(state.step)
-    tx = optim.make_optimizer(spec.optimizer, lr, state.hyper.wd, state.hyper.momentum,
-                              *spec.scales(params, state.batch_stats, state.step))
+    tx = optim.make_optimizer(
+        spec.optimizer, lr, state.hyper.wd, state.hyper.momentum, *spec.scales(params, state.batch_stats, state.step)
+    )
     updates, opt_state = tx.update(grads, state.opt_state, params)
-    new = state.replace(step=state.step + 1, params=optax.apply_updates(params, updates),
-                        batch_stats=batch_stats, opt_state=opt_state)
+    new = state.replace(
+        step=state.step + 1, params=optax.apply_updates(params, updates), batch_stats=batch_stats, opt_state=opt_state
+    )
     if spec.lookahead:
         new = lookahead(new, spec.schedule.total_steps)
     finite_params = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new.params)]))
@@ -155,7 +156,7 @@ def lookahead(state: RunState, total_steps: int) -> RunState:
     become the slow copy. It covers the parameters and the BN running statistics.
     """
     step = state.step
-    decay = LOOKAHEAD_BASE ** LOOKAHEAD_EVERY * (step.astype(jnp.float32) / total_steps) ** 3
+    decay = LOOKAHEAD_BASE**LOOKAHEAD_EVERY * (step.astype(jnp.float32) / total_steps) ** 3
     due = step % LOOKAHEAD_EVERY == 0
     current = (state.params, state.batch_stats)
     ema = jax.tree.map(lambda e, w: jnp.where(due, decay * e + (1 - decay) * w, e), state.ema, current)

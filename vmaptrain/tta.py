@@ -71,7 +71,7 @@ def check(name: str, height: int, width: int) -> None:
 def view_images(view: View, images: jax.Array) -> jax.Array:
     if view.pad:
         padded = jnp.pad(images, ((0, 0), (view.pad, view.pad), (view.pad, view.pad), (0, 0)), mode=view.mode)
-        images = padded[:, view.dy:view.dy + images.shape[1], view.dx:view.dx + images.shape[2]]
+        images = padded[:, view.dy : view.dy + images.shape[1], view.dx : view.dx + images.shape[2]]
     return images[:, :, ::-1] if view.mirror else images
 
 

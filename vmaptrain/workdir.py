@@ -35,8 +35,9 @@ def check(workdir: str, config: StudyConfig, overwrite: bool) -> bool:
     try:
         saved = StudyConfig.from_json(store.read_json(config_path)["config"])
     except (ValueError, KeyError, TypeError) as err:
-        raise StudyError(f"{config_path} is not a vmaptrain config ({str(err).splitlines()[0]}); "
-                         f"use another workdir or --overwrite") from None
+        raise StudyError(
+            f"{config_path} is not a vmaptrain config ({str(err).splitlines()[0]}); use another workdir or --overwrite"
+        ) from None
     differing = config.differences(saved)
     if differing:
         details = ", ".join(f"{f}: saved {getattr(saved, f)!r} vs now {getattr(config, f)!r}" for f in differing)
@@ -59,8 +60,9 @@ def claim(workdir: str, config: StudyConfig, overwrite: bool, is_writer: bool) -
                     os.unlink(path)
         os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
         if is_writer:
-            store.write_json(os.path.join(workdir, "config.json"),
-                             {"config": config.to_json(), "versions": outputs.versions()})
+            store.write_json(
+                os.path.join(workdir, "config.json"), {"config": config.to_json(), "versions": outputs.versions()}
+            )
     except OSError as err:
         raise StudyError(f"cannot write to workdir {workdir}: {err.strerror or err}") from None
 
@@ -104,8 +106,9 @@ def _check_block(meta_path: str, num_runs: int) -> None:
     else:
         reason = f"holds {block.shape[0]} runs, expected {num_runs}"
     if not intact:
-        raise StudyError(f"predictions block {npy} is damaged ({reason}); delete it and its .json and rerun "
-                         f"to retrain those runs")
+        raise StudyError(
+            f"predictions block {npy} is damaged ({reason}); delete it and its .json and rerun to retrain those runs"
+        )
 
 
 def assemble(workdir: str, num_runs: int) -> tuple[np.ndarray, list[dict]]:
@@ -124,11 +127,14 @@ def assemble(workdir: str, num_runs: int) -> tuple[np.ndarray, list[dict]]:
             block = np.load(path[:-5] + ".npy", allow_pickle=False)
             rows = store.read_json(path)
         except (OSError, ValueError) as err:
-            raise StudyError(f"predictions block {path[:-5]}.npy is unreadable ({err}); "
-                             f"delete it and rerun to retrain those runs") from None
+            raise StudyError(
+                f"predictions block {path[:-5]}.npy is unreadable ({err}); delete it and rerun to retrain those runs"
+            ) from None
         if block.shape[0] != end - start or len(rows) != end - start:
-            raise StudyError(f"predictions block {path[:-5]}.npy holds {block.shape[0]} runs, "
-                             f"expected {end - start}; delete it and rerun to retrain those runs")
+            raise StudyError(
+                f"predictions block {path[:-5]}.npy holds {block.shape[0]} runs, "
+                f"expected {end - start}; delete it and rerun to retrain those runs"
+            )
         logits.append(block)
         runs.extend(rows)
         expected = end
@@ -142,8 +148,9 @@ def load_logits(workdir: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise StudyError(f"{path} is unreadable ({err}); delete it and summary.json and rerun to reassemble "
-                         f"it from predictions/") from None
+        raise StudyError(
+            f"{path} is unreadable ({err}); delete it and summary.json and rerun to reassemble it from predictions/"
+        ) from None
 
 
 SNAPSHOT = re.compile(r"epoch_(\d{4})_runs_(\d{6})-(\d{6})\.npy$")
@@ -169,11 +176,15 @@ def load_snapshots(workdir: str, num_runs: int) -> dict[int, np.ndarray]:
     for epoch, blocks in sorted(by_epoch.items()):
         blocks.sort()
         if [b[0] for b in blocks] != [0] + [b[1] for b in blocks[:-1]] or blocks[-1][1] != num_runs:
-            raise StudyError(f"snapshot store of epoch {epoch} in {workdir} does not cover runs 0..{num_runs - 1}; "
-                             f"delete predictions/ (or use --overwrite) and rerun")
+            raise StudyError(
+                f"snapshot store of epoch {epoch} in {workdir} does not cover runs 0..{num_runs - 1}; "
+                f"delete predictions/ (or use --overwrite) and rerun"
+            )
         try:
             snapshots[epoch] = np.concatenate([np.load(path, allow_pickle=False) for _, _, path in blocks])
         except (OSError, ValueError) as err:
-            raise StudyError(f"a snapshot of epoch {epoch} in {workdir} is unreadable ({err}); delete "
-                             f"predictions/ (or use --overwrite) and rerun") from None
+            raise StudyError(
+                f"a snapshot of epoch {epoch} in {workdir} is unreadable ({err}); delete "
+                f"predictions/ (or use --overwrite) and rerun"
+            ) from None
     return snapshots

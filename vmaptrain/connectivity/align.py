@@ -47,8 +47,13 @@ def _moments_fn(model, sites: tuple):
             b = out_b["outputs"][site].reshape(-1, out_b["outputs"][site].shape[-1])
             n = a.shape[0]
             # Per-batch means (divided before summing over batches) keep float32 sums short.
-            moments[site] = (a.mean(0), b.mean(0), (a * a).mean(0), (b * b).mean(0),
-                             jnp.dot(a.T, b, precision="highest") / n)
+            moments[site] = (
+                a.mean(0),
+                b.mean(0),
+                (a * a).mean(0),
+                (b * b).mean(0),
+                jnp.dot(a.T, b, precision="highest") / n,
+            )
         return moments
 
     return jax.jit(jax.vmap(one_pair, in_axes=(0, 0, None)))
@@ -67,8 +72,8 @@ def correlations(model, spec: PermSpec, vars_a, vars_b, batches) -> dict:
     for site, (ma, mb, sa, sb, cross) in total.items():
         ma, mb, sa, sb, cross = (t / count for t in (ma, mb, sa, sb, cross))
         cov = cross - ma[..., :, None] * mb[..., None, :]
-        std_a = np.sqrt(np.maximum(sa - ma ** 2, 0.0))
-        std_b = np.sqrt(np.maximum(sb - mb ** 2, 0.0))
+        std_a = np.sqrt(np.maximum(sa - ma**2, 0.0))
+        std_b = np.sqrt(np.maximum(sb - mb**2, 0.0))
         out[site] = cov / (std_a[..., :, None] * std_b[..., None, :] + CORR_EPS)
     return out
 
@@ -78,7 +83,7 @@ def perms_from_correlations(spec: PermSpec, corr: dict, pair: int) -> dict:
     objectives = {name: np.zeros((n, n)) for name, n in spec.sizes.items()}
     for site, label in spec.sites.items():
         for name, offset, n in spec.offsets(label):
-            objectives[name] += corr[site][pair, offset:offset + n, offset:offset + n]
+            objectives[name] += corr[site][pair, offset : offset + n, offset : offset + n]
     unused = [name for name in spec.sizes if not any(name in label for label in spec.sites.values())]
     perms = {name: _solve(objectives[name]) for name in spec.sizes if name not in unused}
     perms.update({name: np.arange(spec.sizes[name], dtype=np.int32) for name in unused})
@@ -101,10 +106,14 @@ def _take_all(spec, leaf, key, perms, skip_axis):
 
 def weight_matching(spec: PermSpec, params_a, params_b, *, max_iter: int = 100, seed: int = 0) -> dict:
     """Git Re-Basin's coordinate descent for one pair of `params` trees (host numpy)."""
-    flat_a = {("params",) + k: np.asarray(v, np.float64)
-              for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(params_a)).items()}
-    flat_b = {("params",) + k: np.asarray(v, np.float64)
-              for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(params_b)).items()}
+    flat_a = {
+        ("params",) + k: np.asarray(v, np.float64)
+        for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(params_a)).items()
+    }
+    flat_b = {
+        ("params",) + k: np.asarray(v, np.float64)
+        for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(params_b)).items()
+    }
     slots = {name: [] for name in spec.sizes}  # free perm → [(key, axis, offset)]
     for key, labels in spec.axes.items():
         if key in flat_a:
@@ -121,9 +130,9 @@ def weight_matching(spec: PermSpec, params_a, params_b, *, max_iter: int = 100, 
             n = spec.sizes[name]
             objective = np.zeros((n, n))
             for key, axis, offset in slots[name]:
-                w_a = np.moveaxis(flat_a[key], axis, 0)[offset:offset + n].reshape(n, -1)
+                w_a = np.moveaxis(flat_a[key], axis, 0)[offset : offset + n].reshape(n, -1)
                 w_b = _take_all(spec, flat_b[key], key, perms, axis)
-                w_b = np.moveaxis(w_b, axis, 0)[offset:offset + n].reshape(n, -1)
+                w_b = np.moveaxis(w_b, axis, 0)[offset : offset + n].reshape(n, -1)
                 objective += w_a @ w_b.T
             new = _solve(objective)
             old_value = objective[np.arange(n), perms[name]].sum()

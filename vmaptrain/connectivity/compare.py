@@ -38,8 +38,12 @@ def align_pairs(model, spec, vars_a, vars_b, batches, method: str) -> list[dict]
         return align.activation_matching(model, spec, vars_a, vars_b, [x for x, _ in batches])
     if method == "weight":
         pairs = jax.tree.leaves(vars_a)[0].shape[0]
-        return [align.weight_matching(spec, jax.tree.map(lambda t: t[p], vars_a["params"]),
-                                      jax.tree.map(lambda t: t[p], vars_b["params"])) for p in range(pairs)]
+        return [
+            align.weight_matching(
+                spec, jax.tree.map(lambda t: t[p], vars_a["params"]), jax.tree.map(lambda t: t[p], vars_b["params"])
+            )
+            for p in range(pairs)
+        ]
     raise ConnectivityError(f"unknown alignment method '{method}'; choose from {', '.join(METHODS)}")
 
 
@@ -76,18 +80,35 @@ def _chunk(model, spec, vars_a, vars_b, alphas, train, test, method, conditions,
             correct = repair.repair(model, nets, repair.goals_from_endpoints(end0, end1, alphas), train)
         on_train = evaluate(model, nets, train, stat_sites=sites, correct=correct)
         on_test = evaluate(model, nets, test, correct=correct)
-        curves[cond] = {"train_loss": on_train["loss"], "train_acc": on_train["acc"],
-                        "test_loss": on_test["loss"], "test_acc": on_test["acc"]}
+        curves[cond] = {
+            "train_loss": on_train["loss"],
+            "train_acc": on_train["acc"],
+            "test_loss": on_test["loss"],
+            "test_acc": on_test["acc"],
+        }
         ratios[cond] = repair.variance_ratio(on_train["stats"], sites, alphas)
         if log:
-            sys.stderr.write(f"  {pairs} pair(s), {cond}: midpoint test acc "
-                             f"{np.round(100 * on_test['acc'][:, len(alphas) // 2], 1).tolist()} "
-                             f"[{time.strftime('%H:%M:%S')}]\n")
+            sys.stderr.write(
+                f"  {pairs} pair(s), {cond}: midpoint test acc "
+                f"{np.round(100 * on_test['acc'][:, len(alphas) // 2], 1).tolist()} "
+                f"[{time.strftime('%H:%M:%S')}]\n"
+            )
     return perm_sets, perm_error, curves, ratios
 
 
-def compare(model, vars_a, vars_b, train, test, alphas=9, *, method: str = "activation",
-            conditions=DEFAULT_CONDITIONS, pair_chunk: int = 2, log: bool = False) -> dict:
+def compare(
+    model,
+    vars_a,
+    vars_b,
+    train,
+    test,
+    alphas=9,
+    *,
+    method: str = "activation",
+    conditions=DEFAULT_CONDITIONS,
+    pair_chunk: int = 2,
+    log: bool = False,
+) -> dict:
     """Curves, barriers and variance ratios for pairs (leading axis of vars_a / vars_b).
 
     `train` / `test`: lists of (normalised images, labels) batches. Train batches also feed the
@@ -102,23 +123,32 @@ def compare(model, vars_a, vars_b, train, test, alphas=9, *, method: str = "acti
     pairs = jax.tree.leaves(vars_a)[0].shape[0]
     parts = []
     for start in range(0, pairs, pair_chunk):
-        take = lambda tree: jax.tree.map(lambda t: np.asarray(t)[start:start + pair_chunk], tree)
-        parts.append(_chunk(model, spec, take(vars_a), take(vars_b), alphas, train, test, method, conditions,
-                            log))
+        take = lambda tree: jax.tree.map(lambda t: np.asarray(t)[start : start + pair_chunk], tree)
+        parts.append(_chunk(model, spec, take(vars_a), take(vars_b), alphas, train, test, method, conditions, log))
     perm_sets = [p for part in parts for p in part[0]]
     perm_error = np.concatenate([part[1] for part in parts])
     curves = {c: {m: np.concatenate([part[2][c][m] for part in parts]) for m in METRICS} for c in conditions}
     ratios = {c: np.concatenate([part[3][c] for part in parts]) for c in conditions}
-    return {"alphas": alphas, "curves": curves, "variance_ratio": ratios, "variance_sites": list(spec.preact),
-            "perm_max_abs_logit_diff": perm_error, "perms": perm_sets,
-            "barriers": curve_barriers(curves, alphas)}
+    return {
+        "alphas": alphas,
+        "curves": curves,
+        "variance_ratio": ratios,
+        "variance_sites": list(spec.preact),
+        "perm_max_abs_logit_diff": perm_error,
+        "perms": perm_sets,
+        "barriers": curve_barriers(curves, alphas),
+    }
 
 
 def curve_barriers(curves: dict, alphas) -> dict:
     """{condition: {metric: {variant: [P]}}}; accuracy barriers are drops (positive = worse)."""
-    return {cond: {metric: barriers(values, alphas, higher_is_worse=metric.endswith("loss"))
-                   for metric, values in by_metric.items()}
-            for cond, by_metric in curves.items()}
+    return {
+        cond: {
+            metric: barriers(values, alphas, higher_is_worse=metric.endswith("loss"))
+            for metric, values in by_metric.items()
+        }
+        for cond, by_metric in curves.items()
+    }
 
 
 def reductions(barrier_table: dict, before: str = "aligned", after=("aligned_reset", "aligned_repair")) -> dict:
@@ -126,7 +156,11 @@ def reductions(barrier_table: dict, before: str = "aligned", after=("aligned_res
     out = {}
     for cond in after:
         if cond in barrier_table and before in barrier_table:
-            out[cond] = {metric: {variant: relative_reduction(barrier_table[before][metric][variant], values)
-                                  for variant, values in by_variant.items()}
-                         for metric, by_variant in barrier_table[cond].items()}
+            out[cond] = {
+                metric: {
+                    variant: relative_reduction(barrier_table[before][metric][variant], values)
+                    for variant, values in by_variant.items()
+                }
+                for metric, by_variant in barrier_table[cond].items()
+            }
     return out

@@ -39,9 +39,11 @@ def _spawn(trunk, config, children: int, noise: str, k: int):
     """`children` copies of the (single-run) trunk state that differ only in `noise`."""
     state = jax.tree.map(lambda a: np.repeat(np.asarray(a), children, axis=0), trunk)
     if noise == "poke":
-        pokes = poke.Poke(step=np.asarray([-1] + [k] * (children - 1), np.int32),
-                          index=np.maximum(np.arange(children, dtype=np.int32) - 1, 0),
-                          factor=np.full(children, config.poke_factor, np.float32))
+        pokes = poke.Poke(
+            step=np.asarray([-1] + [k] * (children - 1), np.int32),
+            index=np.maximum(np.arange(children, dtype=np.int32) - 1, 0),
+            factor=np.full(children, config.poke_factor, np.float32),
+        )
         return state.replace(poke=pokes)
     seeds = [rng.RunSeeds(init=0, order=CHILD_SEED_BASE + c, aug=CHILD_SEED_BASE + c) for c in range(children)]
     if "order" in noise:
@@ -51,8 +53,9 @@ def _spawn(trunk, config, children: int, noise: str, k: int):
     return state
 
 
-def spawn_children(config, data, spawn_steps, *, children: int = 2, noise: str = "order",
-                   strategy: str | None = None) -> tuple:
+def spawn_children(
+    config, data, spawn_steps, *, children: int = 2, noise: str = "order", strategy: str | None = None
+) -> tuple:
     """Train the trunk once; for each k in `spawn_steps` spawn and finish `children` children.
 
     Returns (spec, {k: final children RunState (host arrays, leading child axis)}).
@@ -70,15 +73,18 @@ def spawn_children(config, data, spawn_steps, *, children: int = 2, noise: str =
     check_model(spec, data)
     aug = spec.augment
     if noise == "aug" and aug.flip == "none" and not aug.translate and not aug.cutout:
-        raise ConnectivityError("spawn noise 'aug' needs augmentation (flip, translate or cutout); "
-                                "without it the children would be identical")
+        raise ConnectivityError(
+            "spawn noise 'aug' needs augmentation (flip, translate or cutout); "
+            "without it the children would be identical"
+        )
     total = config.epochs * spec.steps_per_epoch
     steps = sorted(set(int(k) for k in spawn_steps))
     if not steps or steps[0] < 0 or steps[-1] > total:
         raise ConnectivityError(f"spawn steps must lie in [0, {total}] (the study's total steps), got {spawn_steps}")
     # The study's own compiled programs (shared with a study of `children` runs and this spec).
-    programs = programs_for(spec, config.strategy if strategy is None else strategy,
-                            tuple(distributed.seed_mesh().devices.flat))
+    programs = programs_for(
+        spec, config.strategy if strategy is None else strategy, tuple(distributed.seed_mesh().devices.flat)
+    )
     mesh = programs.mesh
     dev = distributed.put_replicated(mesh, device_data(data))
     n = len(data.y_train)
@@ -94,7 +100,8 @@ def spawn_children(config, data, spawn_steps, *, children: int = 2, noise: str =
         snapshot = jax.device_get(trunk)  # the step donates its input: keep a host copy
         first = jax.tree.map(lambda a: a[:1], snapshot)
         kids = _spawn(first, config, children, noise, k)
-        out[k] = jax.device_get(_train(programs, distributed.put_runs(mesh, kids, children), dev, n,
-                                       spec.steps_per_epoch, k, total))
+        out[k] = jax.device_get(
+            _train(programs, distributed.put_runs(mesh, kids, children), dev, n, spec.steps_per_epoch, k, total)
+        )
         trunk = distributed.put_runs(mesh, snapshot, children)
     return spec, out

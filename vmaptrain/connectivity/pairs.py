@@ -55,8 +55,7 @@ def gather_pairs(stacked, pairs) -> tuple:
     """Stacked seeds [S, …] → (A [P, …], B [P, …]) for `pairs`."""
     left = np.asarray([i for i, _ in pairs])
     right = np.asarray([j for _, j in pairs])
-    return (jax.tree.map(lambda a: np.asarray(a)[left], stacked),
-            jax.tree.map(lambda a: np.asarray(a)[right], stacked))
+    return (jax.tree.map(lambda a: np.asarray(a)[left], stacked), jax.tree.map(lambda a: np.asarray(a)[right], stacked))
 
 
 def make_batches(images, labels, mean, std, *, count: int, batch: int) -> list:
@@ -68,6 +67,6 @@ def make_batches(images, labels, mean, std, *, count: int, batch: int) -> list:
     usable = (count // batch) * batch  # equal batches keep pooled statistics exact
     out = []
     for start in range(0, usable, batch):
-        x = normalize(np.asarray(images[start:start + batch]), mean, std)
-        out.append((x, jax.numpy.asarray(np.asarray(labels[start:start + batch], np.int32))))
+        x = normalize(np.asarray(images[start : start + batch]), mean, std)
+        out.append((x, jax.numpy.asarray(np.asarray(labels[start : start + batch], np.int32))))
     return out

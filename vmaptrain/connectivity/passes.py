@@ -24,10 +24,10 @@ def _grid_vmap(fn, shared: int):
 @functools.lru_cache(maxsize=32)
 def eval_fn(model, stat_sites: tuple, corrected: bool):
     """(nets[P,A], corrections | None, x, y) → loss sum, #correct, {site: (mean, var)}."""
+
     def one(net, x, y):
         variables, correct = net
-        logits, out = forward(model, variables, x, stats=stat_sites,
-                              correct=correct if corrected else None)
+        logits, out = forward(model, variables, x, stats=stat_sites, correct=correct if corrected else None)
         loss, right = batch_metrics(logits, y)
         return loss, right, out["stats"]
 
@@ -37,6 +37,7 @@ def eval_fn(model, stat_sites: tuple, corrected: bool):
 @functools.lru_cache(maxsize=32)
 def bn_batch_fn(model):
     """nets[P,A], x → {bn path: (batch mean, batch var)} with BN in batch-statistics mode."""
+
     def one(variables, x):
         return forward(model, variables, x, bn_batch=True)[1]["bn"]
 
@@ -46,6 +47,7 @@ def bn_batch_fn(model):
 @functools.lru_cache(maxsize=32)
 def measure_fn(model, sites: tuple):
     """(nets[P,A], goals) , x → raw {site: (mean, var)} with REPAIR's measuring correctors on."""
+
     def one(net, x):
         variables, goals = net
         return forward(model, variables, x, measure=goals)[1]["raw"]
@@ -74,5 +76,5 @@ class Pooled:
         out = {}
         for k in self.sum_mean:
             mean = self.sum_mean[k] / self.count
-            out[k] = (mean, np.maximum(self.sum_sq[k] / self.count - mean ** 2, 0.0))
+            out[k] = (mean, np.maximum(self.sum_sq[k] / self.count - mean**2, 0.0))
         return out

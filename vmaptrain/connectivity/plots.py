@@ -6,8 +6,15 @@ import io
 
 import numpy as np
 
-COLORS = {"naive": "#999999", "naive_reset": "#c7a76b", "aligned": "#d9534f", "aligned_reset": "#3b6ea8",
-          "aligned_repair": "#2e9e5b", "wm_aligned": "#e89c3f", "wm_aligned_reset": "#8e5bb5"}
+COLORS = {
+    "naive": "#999999",
+    "naive_reset": "#c7a76b",
+    "aligned": "#d9534f",
+    "aligned_reset": "#3b6ea8",
+    "aligned_repair": "#2e9e5b",
+    "wm_aligned": "#e89c3f",
+    "wm_aligned_reset": "#8e5bb5",
+}
 
 
 def _png(fig) -> bytes:
@@ -53,15 +60,18 @@ def barrier_vs_width_png(report: dict) -> bytes:
     plt = _plt()
     widths = list(report["widths"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for ax, metric, scale_by, label in ((axes[0], "test_acc", 100, "midpoint test-accuracy barrier (points)"),
-                                        (axes[1], "test_loss", 1, "midpoint test-loss barrier")):
+    for ax, metric, scale_by, label in (
+        (axes[0], "test_acc", 100, "midpoint test-accuracy barrier (points)"),
+        (axes[1], "test_loss", 1, "midpoint test-loss barrier"),
+    ):
         for cond in report["conditions"]:
-            means = [report["widths"][w]["barrier_summary"][cond][metric]["midpoint"]["mean"] * scale_by
-                     for w in widths]
-            stds = [report["widths"][w]["barrier_summary"][cond][metric]["midpoint"]["std"] * scale_by
-                    for w in widths]
-            ax.errorbar([float(w) for w in widths], means, yerr=stds, marker="o", capsize=3,
-                        color=COLORS.get(cond), label=cond)
+            means = [
+                report["widths"][w]["barrier_summary"][cond][metric]["midpoint"]["mean"] * scale_by for w in widths
+            ]
+            stds = [report["widths"][w]["barrier_summary"][cond][metric]["midpoint"]["std"] * scale_by for w in widths]
+            ax.errorbar(
+                [float(w) for w in widths], means, yerr=stds, marker="o", capsize=3, color=COLORS.get(cond), label=cond
+            )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width multiplier")
         ax.set_ylabel(label)
@@ -93,8 +103,9 @@ def instability_png(report: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=100)
     for metric, label in (("test_acc", "test error"), ("train_acc", "train error")):
         values = [100 * np.asarray(inst["by_step"][str(k)]["barriers"][metric]["max_minus_mean"]) for k in steps]
-        ax.errorbar(steps, [v.mean() for v in values], yerr=[v.std() for v in values], marker="o", capsize=3,
-                    label=label)
+        ax.errorbar(
+            steps, [v.mean() for v in values], yerr=[v.std() for v in values], marker="o", capsize=3, label=label
+        )
     ax.axhline(2, color="black", linestyle="--", linewidth=0.8, label="2% (Frankle et al.'s 'stable')")
     linthresh = max(1, min(k for k in steps if k > 0) if any(steps) else 1)
     ax.set_xscale("symlog", linthresh=linthresh)
@@ -107,9 +118,11 @@ def instability_png(report: dict) -> bytes:
 
 
 def figures(report: dict) -> dict:
-    out = {"connectivity_curves.png": curves_png(report),
-           "connectivity_barrier_vs_width.png": barrier_vs_width_png(report),
-           "connectivity_variance.png": variance_png(report)}
+    out = {
+        "connectivity_curves.png": curves_png(report),
+        "connectivity_barrier_vs_width.png": barrier_vs_width_png(report),
+        "connectivity_variance.png": variance_png(report),
+    }
     if "instability" in report:
         out["connectivity_instability.png"] = instability_png(report)
     return out

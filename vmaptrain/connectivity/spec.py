@@ -15,7 +15,7 @@ is what keeps the permuted network the same function.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import flax
 import jax.numpy as jnp
@@ -28,11 +28,11 @@ Label = tuple  # tuple[str, ...]: free permutation names, concatenated in order
 
 @dataclasses.dataclass(frozen=True)
 class PermSpec:
-    sizes: dict            # free permutation name → number of units
-    axes: dict             # flat key ('params', ..., 'kernel') → tuple of Label | None per axis
-    sites: dict            # module path 'a/b' → Label of its output channels (activation matching)
-    preact: tuple          # module paths of conv/dense outputs that REPAIR corrects (no classifier)
-    bn: tuple              # module paths of BatchNorm layers
+    sizes: dict  # free permutation name → number of units
+    axes: dict  # flat key ('params', ..., 'kernel') → tuple of Label | None per axis
+    sites: dict  # module path 'a/b' → Label of its output channels (activation matching)
+    preact: tuple  # module paths of conv/dense outputs that REPAIR corrects (no classifier)
+    bn: tuple  # module paths of BatchNorm layers
 
     def offsets(self, label: Label) -> list[tuple[str, int, int]]:
         """[(name, offset, size)] of the free permutations making up `label`."""
@@ -101,8 +101,10 @@ class _Builder:
                 if label is not None:
                     n = sum(size for _, _, size in spec.offsets(label))
                     if n != self.flat[key].shape[axis]:
-                        raise ConnectivityError(f"spec of {'/'.join(key)} axis {axis}: permutation covers {n} "
-                                                f"units, tensor has {self.flat[key].shape[axis]}")
+                        raise ConnectivityError(
+                            f"spec of {'/'.join(key)} axis {axis}: permutation covers {n} "
+                            f"units, tensor has {self.flat[key].shape[axis]}"
+                        )
         return spec
 
 

@@ -74,8 +74,10 @@ def find_cifar_root(directory: str) -> tuple[str, str]:
             return root, "cifar10"
         if os.path.isfile(os.path.join(root, CIFAR100_TRAIN)):
             return root, "cifar100"
-    raise DataError(f"no CIFAR python batches in {directory} (expected data_batch_1..5 + test_batch, "
-                    f"or train + test, possibly inside cifar-10-batches-py/ or cifar-100-python/)")
+    raise DataError(
+        f"no CIFAR python batches in {directory} (expected data_batch_1..5 + test_batch, "
+        f"or train + test, possibly inside cifar-10-batches-py/ or cifar-100-python/)"
+    )
 
 
 def load_cifar_dataset(name: str, directory: str) -> Dataset:
@@ -95,5 +97,6 @@ def load_cifar_dataset(name: str, directory: str) -> Dataset:
     x_test, y_test = read_batch(os.path.join(root, test_file), label_key)
     class_names = _class_names(os.path.join(root, meta_file), names_key)
     constants = dict(mean=stats.CIFAR10_MEAN, std=stats.CIFAR10_STD) if kind == "cifar10" else {}
-    return build_dataset(name, x_train, y_train, x_test, y_test, num_classes=num_classes,
-                         class_names=class_names, **constants)
+    return build_dataset(
+        name, x_train, y_train, x_test, y_test, num_classes=num_classes, class_names=class_names, **constants
+    )

@@ -16,14 +16,14 @@ class Dataset:
     `mean`/`std` are per-channel, in 0..255 units, for `normalize`.
     """
 
-    name: str                 # the spec string as given to load_dataset
-    x_train: np.ndarray       # uint8 [N, H, W, C]
-    y_train: np.ndarray       # int32 [N]
-    x_test: np.ndarray        # uint8 [M, H, W, C]
-    y_test: np.ndarray        # int32 [M]
+    name: str  # the spec string as given to load_dataset
+    x_train: np.ndarray  # uint8 [N, H, W, C]
+    y_train: np.ndarray  # int32 [N]
+    x_test: np.ndarray  # uint8 [M, H, W, C]
+    y_test: np.ndarray  # int32 [M]
     num_classes: int
-    mean: np.ndarray          # float32 [C]
-    std: np.ndarray           # float32 [C]
+    mean: np.ndarray  # float32 [C]
+    std: np.ndarray  # float32 [C]
     class_names: tuple[str, ...] | None = None
 
 
@@ -63,8 +63,18 @@ def as_labels(array: np.ndarray, what: str) -> np.ndarray:
     return array.astype(np.int32)
 
 
-def build_dataset(name: str, x_train, y_train, x_test, y_test, *, num_classes: int | None = None,
-                  class_names=None, mean=None, std=None) -> Dataset:
+def build_dataset(
+    name: str,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    num_classes: int | None = None,
+    class_names=None,
+    mean=None,
+    std=None,
+) -> Dataset:
     """Validate a source's arrays and assemble the `Dataset`.
 
     `num_classes` defaults to len(class_names), else to 1 + the largest label seen.

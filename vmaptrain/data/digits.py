@@ -6,8 +6,8 @@ to uint8 by v → (255·v + 8) // 16, i.e. v·255/16 rounded half up, so 0 → 0
 Split: fixed, stratified and free of randomness. Within each class, examples keep their
 order in `load_digits`; every 5th one, starting with the first (positions 0, 5, 10, … within
 the class), goes to the test set and the rest to train. That gives 1,433 train / 364 test
-images (20.3% test) with every class in proportion (35–37 test images per class), and the same split on every machine and library version that ships the
-same data. Both splits keep the original relative order.
+images (20.3% test) with every class in proportion (35–37 test images per class), and the same split on every machine
+and library version that ships the same data. Both splits keep the original relative order.
 """
 
 import numpy as np
@@ -37,5 +37,12 @@ def load_digits_dataset(name: str) -> Dataset:
     pixels = ((255 * values + 8) // 16).astype(np.uint8)[..., None]
     labels = bunch.target.astype(np.int32)
     is_test = digits_split(labels)
-    return build_dataset(name, pixels[~is_test], labels[~is_test], pixels[is_test], labels[is_test],
-                         num_classes=10, class_names=[str(d) for d in range(10)])
+    return build_dataset(
+        name,
+        pixels[~is_test],
+        labels[~is_test],
+        pixels[is_test],
+        labels[is_test],
+        num_classes=10,
+        class_names=[str(d) for d in range(10)],
+    )

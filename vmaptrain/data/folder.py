@@ -30,8 +30,9 @@ def list_split(split_dir: str, class_names: list[str]) -> tuple[list[str], list[
         class_dir = os.path.join(split_dir, name)
         if not os.path.isdir(class_dir):
             continue
-        files = sorted(e.name for e in os.scandir(class_dir)
-                       if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
+        files = sorted(
+            e.name for e in os.scandir(class_dir) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)
+        )
         if not files:
             raise DataError(f"class folder {class_dir} holds no .png/.jpg images")
         paths += [os.path.join(class_dir, f) for f in files]
@@ -60,8 +61,10 @@ def _stack(images: list[np.ndarray], paths: list[str], reference: str, shape: tu
     out = np.empty((len(images), height, width, channels), np.uint8)
     for i, (image, path) in enumerate(zip(images, paths)):
         if image.shape[:2] != (height, width):
-            raise DataError(f"images differ in size: {path} is {image.shape[1]}×{image.shape[0]}, "
-                            f"{reference} is {width}×{height} (width×height)")
+            raise DataError(
+                f"images differ in size: {path} is {image.shape[1]}×{image.shape[0]}, "
+                f"{reference} is {width}×{height} (width×height)"
+            )
         out[i] = image  # a [H, W, 1] image broadcasts to 3 channels when the tree mixes modes
     return out
 
@@ -85,7 +88,15 @@ def load_folder_dataset(name: str, directory: str) -> Dataset:
     height, width = decoded["train"][0].shape[:2]
     channels = max(image.shape[2] for images in decoded.values() for image in images)
     reference = listed["train"][0][0]
-    arrays = {split: _stack(decoded[split], listed[split][0], reference, (height, width, channels))
-              for split in decoded}
-    return build_dataset(name, arrays["train"], np.array(listed["train"][1]), arrays["test"],
-                         np.array(listed["test"][1]), num_classes=len(class_names), class_names=class_names)
+    arrays = {
+        split: _stack(decoded[split], listed[split][0], reference, (height, width, channels)) for split in decoded
+    }
+    return build_dataset(
+        name,
+        arrays["train"],
+        np.array(listed["train"][1]),
+        arrays["test"],
+        np.array(listed["test"][1]),
+        num_classes=len(class_names),
+        class_names=class_names,
+    )

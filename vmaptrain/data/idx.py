@@ -56,7 +56,7 @@ def parse_idx(raw: bytes, path: str, ndim: int) -> np.ndarray:
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
         raise DataError(f"IDX file {path} is truncated inside its header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header_size + int(np.prod(shape, dtype=np.int64))
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "longer than its header says"

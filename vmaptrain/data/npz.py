@@ -55,7 +55,10 @@ def load_npz_dataset(name: str, path: str) -> Dataset:
     class_names = arrays.get("class_names")
     if class_names is not None:
         if class_names.ndim != 1 or class_names.dtype.kind not in "US":
-            raise DataError(f"{path}: class_names must be a 1-D string array, got {class_names.dtype} {class_names.shape}")
+            raise DataError(
+                f"{path}: class_names must be a 1-D string array, got {class_names.dtype} {class_names.shape}"
+            )
         class_names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in class_names.tolist()]
-    return build_dataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                         class_names=class_names)
+    return build_dataset(
+        name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], class_names=class_names
+    )

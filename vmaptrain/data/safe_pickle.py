@@ -104,6 +104,15 @@ def load_pickle(path: str):
         return CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except RefusedGlobal as err:
         raise DataError(f"refusing to unpickle {path}: {err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, MemoryError, OverflowError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        MemoryError,
+        OverflowError,
+    ) as err:
         raise DataError(f"{path} is not a readable CIFAR pickle: {type(err).__name__}: {err}") from None

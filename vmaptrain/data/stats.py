@@ -25,7 +25,7 @@ def channel_mean_std(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     total = np.zeros(channels, np.int64)
     total_sq = np.zeros(channels, np.int64)
     for start in range(0, len(images), _CHUNK):
-        chunk = images[start:start + _CHUNK].reshape(-1, channels).astype(np.int64)
+        chunk = images[start : start + _CHUNK].reshape(-1, channels).astype(np.int64)
         total += chunk.sum(axis=0)
         total_sq += (chunk * chunk).sum(axis=0)
     count = images.size // channels

@@ -24,8 +24,9 @@ from vmaptrain.data.errors import DataError
 KNOWN_TFDS_NAMES = ("cifar10", "cifar100", "mnist", "fashion_mnist", "svhn_cropped")
 PUBLISHED_CONSTANTS = {"cifar10": (stats.CIFAR10_MEAN, stats.CIFAR10_STD)}
 _READ_BATCH = 10_000
-_INSTALL_HINT = ("pip install tensorflow-cpu tensorflow-datasets, or use a local source "
-                 "(idx:DIR, cifar:DIR, npz:FILE, folder:DIR)")
+_INSTALL_HINT = (
+    "pip install tensorflow-cpu tensorflow-datasets, or use a local source (idx:DIR, cifar:DIR, npz:FILE, folder:DIR)"
+)
 
 
 def _import_tfds():
@@ -58,9 +59,15 @@ def load_tfds_dataset(name: str, tfds_name: str, data_dir: str | None, manual_di
     if manual_dir is not None:
         prepare_kwargs["download_config"] = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
     try:
-        (train, test), info = tfds.load(tfds_name, split=["train", "test"], as_supervised=True, with_info=True,
-                                        shuffle_files=False, data_dir=data_dir,
-                                        download_and_prepare_kwargs=prepare_kwargs)
+        (train, test), info = tfds.load(
+            tfds_name,
+            split=["train", "test"],
+            as_supervised=True,
+            with_info=True,
+            shuffle_files=False,
+            data_dir=data_dir,
+            download_and_prepare_kwargs=prepare_kwargs,
+        )
     except tfds.core.registered.DatasetNotFoundError:
         raise DataError(f"tfds has no dataset named '{tfds_name}'") from None
     except Exception as err:  # tfds raises many unrelated types (network, checksum, missing split, …)
@@ -71,5 +78,6 @@ def load_tfds_dataset(name: str, tfds_name: str, data_dir: str | None, manual_di
     x_train, y_train = _to_numpy(tfds, train)
     x_test, y_test = _to_numpy(tfds, test)
     mean, std = PUBLISHED_CONSTANTS.get(tfds_name, (None, None))
-    return build_dataset(name, x_train, y_train, x_test, y_test, num_classes=num_classes,
-                         class_names=class_names, mean=mean, std=std)
+    return build_dataset(
+        name, x_train, y_train, x_test, y_test, num_classes=num_classes, class_names=class_names, mean=mean, std=std
+    )

@@ -20,8 +20,6 @@ float32 accumulation is exact below 2^24). The rest is O(B·(R + n)) in float64.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,140 +27,148 @@ import numpy as np
 from vmaptrain.estimators.independence import independent_errors_variance
 
 
-def distribution_variance(run_correct: np.ndarray, example_correct: np.ndarray,
-                          num_examples: int) -> np.ndarray:
-  """Unbiased signed estimate σ̂² of the distribution-wise variance of accuracy.
+def distribution_variance(run_correct: np.ndarray, example_correct: np.ndarray, num_examples: int) -> np.ndarray:
+    """Unbiased signed estimate σ̂² of the distribution-wise variance of accuracy.
 
-  Args:
-    run_correct: [..., R] correct count per run.
-    example_correct: [..., n] number of runs correct on each example.
-    num_examples: n.
-  """
-  accuracy = np.asarray(run_correct, np.float64) / num_examples
-  num_runs = accuracy.shape[-1]
-  test_set_var = accuracy.var(axis=-1, ddof=1)
-  independent_var = independent_errors_variance(example_correct, num_runs)
-  return num_examples / (num_examples - 1) * (test_set_var - independent_var)
+    Args:
+      run_correct: [..., R] correct count per run.
+      example_correct: [..., n] number of runs correct on each example.
+      num_examples: n.
+    """
+    accuracy = np.asarray(run_correct, np.float64) / num_examples
+    num_runs = accuracy.shape[-1]
+    test_set_var = accuracy.var(axis=-1, ddof=1)
+    independent_var = independent_errors_variance(example_correct, num_runs)
+    return num_examples / (num_examples - 1) * (test_set_var - independent_var)
 
 
 def distribution_std(variance) -> np.ndarray:
-  """Display std √max(σ̂², 0) of a signed variance estimate."""
-  return np.sqrt(np.maximum(variance, 0.0))
+    """Display std √max(σ̂², 0) of a signed variance estimate."""
+    return np.sqrt(np.maximum(variance, 0.0))
 
 
 def distribution_variance_covariance_form(correct: np.ndarray) -> float:
-  """Mean off-diagonal ddof=1 covariance of the error indicators; O(R·n²), checks only."""
-  errors = 1.0 - np.asarray(correct, np.float64)
-  num_runs, num_examples = errors.shape
-  centred = errors - errors.mean(axis=0)
-  covariance = centred.T @ centred / (num_runs - 1)
-  off_diagonal = covariance.sum() - np.trace(covariance)
-  return float(off_diagonal / (num_examples * (num_examples - 1)))
+    """Mean off-diagonal ddof=1 covariance of the error indicators; O(R·n²), checks only."""
+    errors = 1.0 - np.asarray(correct, np.float64)
+    num_runs, num_examples = errors.shape
+    centred = errors - errors.mean(axis=0)
+    covariance = centred.T @ centred / (num_runs - 1)
+    off_diagonal = covariance.sum() - np.trace(covariance)
+    return float(off_diagonal / (num_examples * (num_examples - 1)))
 
 
 def split_half_covariance(accuracy_a: np.ndarray, accuracy_b: np.ndarray) -> np.ndarray:
-  """ddof=1 covariance over runs of the accuracies on two disjoint example halves."""
-  a = np.asarray(accuracy_a, np.float64)
-  b = np.asarray(accuracy_b, np.float64)
-  num_runs = a.shape[-1]
-  a = a - a.mean(axis=-1, keepdims=True)
-  b = b - b.mean(axis=-1, keepdims=True)
-  return (a * b).sum(axis=-1) / (num_runs - 1)
+    """ddof=1 covariance over runs of the accuracies on two disjoint example halves."""
+    a = np.asarray(accuracy_a, np.float64)
+    b = np.asarray(accuracy_b, np.float64)
+    num_runs = a.shape[-1]
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    return (a * b).sum(axis=-1) / (num_runs - 1)
 
 
 def bootstrap_weights(num_runs: int, num_resamples: int, seed: int) -> np.ndarray:
-  """Multinomial resampling counts [B, R] (uint8) from numpy's PCG64 seeded with `seed`."""
-  rng = np.random.default_rng(seed)
-  weights = np.empty((num_resamples, num_runs), np.uint8)
-  block = max(1, 2**24 // num_runs)
-  for start in range(0, num_resamples, block):
-    rows = min(block, num_resamples - start)
-    draws = rng.integers(0, num_runs, size=(rows, num_runs))
-    flat = (draws + num_runs * np.arange(rows)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=rows * num_runs)
-    if counts.max() > 255:  # not reachable for sane R; uint8 would silently wrap
-      raise ValueError("bootstrap weight above 255")
-    weights[start:start + rows] = counts.reshape(rows, num_runs)
-  return weights
+    """Multinomial resampling counts [B, R] (uint8) from numpy's PCG64 seeded with `seed`."""
+    rng = np.random.default_rng(seed)
+    weights = np.empty((num_resamples, num_runs), np.uint8)
+    block = max(1, 2**24 // num_runs)
+    for start in range(0, num_resamples, block):
+        rows = min(block, num_resamples - start)
+        draws = rng.integers(0, num_runs, size=(rows, num_runs))
+        flat = (draws + num_runs * np.arange(rows)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=rows * num_runs)
+        if counts.max() > 255:  # not reachable for sane R; uint8 would silently wrap
+            raise ValueError("bootstrap weight above 255")
+        weights[start : start + rows] = counts.reshape(rows, num_runs)
+    return weights
 
 
 @jax.jit
 def _add_weighted_counts(total, weights, correct):
-  return total + jnp.dot(weights.astype(jnp.bfloat16), correct.astype(jnp.bfloat16),
-                         preferred_element_type=jnp.float32)
+    return total + jnp.dot(
+        weights.astype(jnp.bfloat16), correct.astype(jnp.bfloat16), preferred_element_type=jnp.float32
+    )
 
 
-def weighted_example_counts(correct, weights: np.ndarray, columns: np.ndarray,
-                            chunk_runs: int = 2048) -> np.ndarray:
-  """T[b, j] = Σ_r weights[b, r] · correct[r, columns[j]], streamed over chunks of runs."""
-  num_runs = correct.shape[0]
-  rows = min(chunk_runs, num_runs)
-  total = jnp.zeros((weights.shape[0], columns.size), jnp.float32)
-  for start in range(0, num_runs, rows):
-    stop = min(start + rows, num_runs)
-    w = np.zeros((weights.shape[0], rows), np.uint8)
-    w[:, : stop - start] = weights[:, start:stop]
-    c = np.zeros((rows, columns.size), np.uint8)
-    c[: stop - start] = np.asarray(correct[start:stop])[:, columns]
-    total = _add_weighted_counts(total, w, c)
-  return np.asarray(total, np.float64)
+def weighted_example_counts(correct, weights: np.ndarray, columns: np.ndarray, chunk_runs: int = 2048) -> np.ndarray:
+    """T[b, j] = Σ_r weights[b, r] · correct[r, columns[j]], streamed over chunks of runs."""
+    num_runs = correct.shape[0]
+    rows = min(chunk_runs, num_runs)
+    total = jnp.zeros((weights.shape[0], columns.size), jnp.float32)
+    for start in range(0, num_runs, rows):
+        stop = min(start + rows, num_runs)
+        w = np.zeros((weights.shape[0], rows), np.uint8)
+        w[:, : stop - start] = weights[:, start:stop]
+        c = np.zeros((rows, columns.size), np.uint8)
+        c[: stop - start] = np.asarray(correct[start:stop])[:, columns]
+        total = _add_weighted_counts(total, w, c)
+    return np.asarray(total, np.float64)
 
 
 def _row_and_column_sums(correct, chunk_runs: int) -> tuple[np.ndarray, np.ndarray]:
-  num_runs, num_examples = correct.shape
-  run_correct = np.empty(num_runs, np.int64)
-  example_correct = np.zeros(num_examples, np.int64)
-  for start in range(0, num_runs, chunk_runs):
-    block = np.asarray(correct[start:start + chunk_runs])
-    run_correct[start:start + chunk_runs] = block.sum(axis=1)
-    example_correct += block.sum(axis=0)
-  return run_correct, example_correct
+    num_runs, num_examples = correct.shape
+    run_correct = np.empty(num_runs, np.int64)
+    example_correct = np.zeros(num_examples, np.int64)
+    for start in range(0, num_runs, chunk_runs):
+        block = np.asarray(correct[start : start + chunk_runs])
+        run_correct[start : start + chunk_runs] = block.sum(axis=1)
+        example_correct += block.sum(axis=0)
+    return run_correct, example_correct
 
 
-def bootstrap_replicates(correct, weights: np.ndarray, chunk_runs: int = 2048,
-                         run_correct: np.ndarray | None = None,
-                         example_correct: np.ndarray | None = None) -> np.ndarray:
-  """σ̂² recomputed on each resample of runs given by `weights` [B, R]; returns [B].
+def bootstrap_replicates(
+    correct,
+    weights: np.ndarray,
+    chunk_runs: int = 2048,
+    run_correct: np.ndarray | None = None,
+    example_correct: np.ndarray | None = None,
+) -> np.ndarray:
+    """σ̂² recomputed on each resample of runs given by `weights` [B, R]; returns [B].
 
-  `run_correct` / `example_correct` (row / column sums of `correct`) are recomputed if
-  not given.
-  """
-  num_runs, num_examples = correct.shape
-  if run_correct is None or example_correct is None:
-    run_correct, example_correct = _row_and_column_sums(correct, chunk_runs)
-  w = weights.astype(np.float64)
-  accuracy = run_correct / num_examples
-  centred = accuracy - accuracy.mean()  # centring first avoids cancellation below
-  mean = w @ centred / num_runs
-  test_set_var = (w @ centred**2 - num_runs * mean**2) / (num_runs - 1)
-  # Certain examples (never or always correct) stay certain in every resample: they add
-  # nothing to Σ ε*(1-ε*), so only uncertain columns enter the matmul.
-  uncertain = np.flatnonzero((example_correct > 0) & (example_correct < num_runs))
-  counts = weighted_example_counts(correct, weights, uncertain, chunk_runs)
-  spread = (counts * (num_runs - counts)).sum(axis=1) / num_runs**2
-  independent_var = num_runs / (num_runs - 1) * spread / num_examples**2
-  return num_examples / (num_examples - 1) * (test_set_var - independent_var)
+    `run_correct` / `example_correct` (row / column sums of `correct`) are recomputed if
+    not given.
+    """
+    num_runs, num_examples = correct.shape
+    if run_correct is None or example_correct is None:
+        run_correct, example_correct = _row_and_column_sums(correct, chunk_runs)
+    w = weights.astype(np.float64)
+    accuracy = run_correct / num_examples
+    centred = accuracy - accuracy.mean()  # centring first avoids cancellation below
+    mean = w @ centred / num_runs
+    test_set_var = (w @ centred**2 - num_runs * mean**2) / (num_runs - 1)
+    # Certain examples (never or always correct) stay certain in every resample: they add
+    # nothing to Σ ε*(1-ε*), so only uncertain columns enter the matmul.
+    uncertain = np.flatnonzero((example_correct > 0) & (example_correct < num_runs))
+    counts = weighted_example_counts(correct, weights, uncertain, chunk_runs)
+    spread = (counts * (num_runs - counts)).sum(axis=1) / num_runs**2
+    independent_var = num_runs / (num_runs - 1) * spread / num_examples**2
+    return num_examples / (num_examples - 1) * (test_set_var - independent_var)
 
 
-def bootstrap_distribution_variance(correct, *, num_resamples: int = 1000, seed: int = 0,
-                                    level: float = 0.95, chunk_runs: int = 2048,
-                                    run_correct: np.ndarray | None = None,
-                                    example_correct: np.ndarray | None = None) -> dict:
-  """Percentile bootstrap-over-runs interval for the signed σ̂² (conditional on the test set).
+def bootstrap_distribution_variance(
+    correct,
+    *,
+    num_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    chunk_runs: int = 2048,
+    run_correct: np.ndarray | None = None,
+    example_correct: np.ndarray | None = None,
+) -> dict:
+    """Percentile bootstrap-over-runs interval for the signed σ̂² (conditional on the test set).
 
-  Args:
-    correct: [R, n] 0/1 correctness (numpy array or memmap).
-    num_resamples: B.
-    seed: seed of the resampling.
-    level: coverage of the percentile interval.
-    run_correct, example_correct: row / column sums of `correct`, if already known.
+    Args:
+      correct: [R, n] 0/1 correctness (numpy array or memmap).
+      num_resamples: B.
+      seed: seed of the resampling.
+      level: coverage of the percentile interval.
+      run_correct, example_correct: row / column sums of `correct`, if already known.
 
-  Returns:
-    {"ci": (low, high), "se": std of the replicates, "replicates": [B] array}.
-  """
-  weights = bootstrap_weights(correct.shape[0], num_resamples, seed)
-  replicates = bootstrap_replicates(correct, weights, chunk_runs, run_correct, example_correct)
-  tail = 100.0 * (1.0 - level) / 2.0
-  low, high = np.percentile(replicates, [tail, 100.0 - tail])
-  return {"ci": (float(low), float(high)), "se": float(replicates.std(ddof=1)),
-          "replicates": replicates}
+    Returns:
+      {"ci": (low, high), "se": std of the replicates, "replicates": [B] array}.
+    """
+    weights = bootstrap_weights(correct.shape[0], num_resamples, seed)
+    replicates = bootstrap_replicates(correct, weights, chunk_runs, run_correct, example_correct)
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(replicates, [tail, 100.0 - tail])
+    return {"ci": (float(low), float(high)), "se": float(replicates.std(ddof=1)), "replicates": replicates}

@@ -17,11 +17,13 @@ from vmaptrain.estimators import streaming
 from vmaptrain.estimators.accuracy import accuracy_distribution
 from vmaptrain.estimators.binary_tasks import binary_task_analysis, kway_lower_bound_variance
 from vmaptrain.estimators.calibration import crossfit_calibration
-from vmaptrain.estimators.distribution import (bootstrap_distribution_variance,
-                                               distribution_std, distribution_variance,
-                                               split_half_covariance)
-from vmaptrain.estimators.diversity import (disagreement_rate, mean_logit_correlation,
-                                            two_model_ensemble_delta)
+from vmaptrain.estimators.distribution import (
+    bootstrap_distribution_variance,
+    distribution_std,
+    distribution_variance,
+    split_half_covariance,
+)
+from vmaptrain.estimators.diversity import disagreement_rate, mean_logit_correlation, two_model_ensemble_delta
 from vmaptrain.estimators.independence import binomial_excess, independent_errors_variance
 from vmaptrain.estimators.pairs import pair_independence_test
 from vmaptrain.estimators.split_half import split_half_correlation, top_quarter_gain
@@ -32,169 +34,216 @@ DEFAULT_CHUNK_RUNS = 1024
 
 @dataclasses.dataclass(frozen=True)
 class Analysis:
-  """A report together with the statistics it was computed from (used for figures)."""
-  report: dict
-  statistics: streaming.StudyStatistics
+    """A report together with the statistics it was computed from (used for figures)."""
+
+    report: dict
+    statistics: streaming.StudyStatistics
 
 
-def analyze(labels: Any, *, logits: Any = None, preds: Any = None,
-            num_classes: int | None = None, pair_threshold: float = 0.02,
-            bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-            chunk_runs: int = DEFAULT_CHUNK_RUNS, top_pairs: int = 10,
-            calibration_bins: int = 10) -> Analysis:
-  """Like `report`, but also returns the sufficient statistics."""
-  stats = streaming.collect_statistics(labels, logits=logits, preds=preds,
-                                       num_classes=num_classes, chunk_runs=chunk_runs)
-  summary = summarize(stats, pair_threshold=pair_threshold, bootstrap=bootstrap, seed=seed,
-                      top_pairs=top_pairs, calibration_bins=calibration_bins)
-  return Analysis(report=summary, statistics=stats)
+def analyze(
+    labels: Any,
+    *,
+    logits: Any = None,
+    preds: Any = None,
+    num_classes: int | None = None,
+    pair_threshold: float = 0.02,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    chunk_runs: int = DEFAULT_CHUNK_RUNS,
+    top_pairs: int = 10,
+    calibration_bins: int = 10,
+) -> Analysis:
+    """Like `report`, but also returns the sufficient statistics."""
+    stats = streaming.collect_statistics(
+        labels, logits=logits, preds=preds, num_classes=num_classes, chunk_runs=chunk_runs
+    )
+    summary = summarize(
+        stats,
+        pair_threshold=pair_threshold,
+        bootstrap=bootstrap,
+        seed=seed,
+        top_pairs=top_pairs,
+        calibration_bins=calibration_bins,
+    )
+    return Analysis(report=summary, statistics=stats)
 
 
-def report(labels: Any, *, logits: Any = None, preds: Any = None,
-           num_classes: int | None = None, pair_threshold: float = 0.02,
-           bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-           chunk_runs: int = DEFAULT_CHUNK_RUNS, top_pairs: int = 10,
-           calibration_bins: int = 10) -> dict:
-  """Every estimator of `vmaptrain.estimators` on one study of R runs.
+def report(
+    labels: Any,
+    *,
+    logits: Any = None,
+    preds: Any = None,
+    num_classes: int | None = None,
+    pair_threshold: float = 0.02,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    chunk_runs: int = DEFAULT_CHUNK_RUNS,
+    top_pairs: int = 10,
+    calibration_bins: int = 10,
+) -> dict:
+    """Every estimator of `vmaptrain.estimators` on one study of R runs.
 
-  Args:
-    labels: [n] integer labels.
-    logits: optional [R, n, k] float16/float32 logits (numpy, memmap or jax array).
-    preds: optional [R, n] integer predictions; argmax(logits) if omitted.
-    num_classes: k (from logits, else 1 + max label/prediction).
-    pair_threshold: t of the pair-independence test (0.02 = 2 points).
-    bootstrap: number of bootstrap resamples of runs for `dist_var_ci95` (0: skip).
-    seed: seed of the bootstrap resampling.
-    chunk_runs: runs per streamed chunk.
-    top_pairs: how many most-deviating example pairs to list.
-    calibration_bins: equal-width bins of the reliability diagram.
+    Args:
+      labels: [n] integer labels.
+      logits: optional [R, n, k] float16/float32 logits (numpy, memmap or jax array).
+      preds: optional [R, n] integer predictions; argmax(logits) if omitted.
+      num_classes: k (from logits, else 1 + max label/prediction).
+      pair_threshold: t of the pair-independence test (0.02 = 2 points).
+      bootstrap: number of bootstrap resamples of runs for `dist_var_ci95` (0: skip).
+      seed: seed of the bootstrap resampling.
+      chunk_runs: runs per streamed chunk.
+      top_pairs: how many most-deviating example pairs to list.
+      calibration_bins: equal-width bins of the reliability diagram.
 
-  Returns:
-    A JSON-serialisable dict (python floats/ints/lists/None); see docs/estimators_notes.md
-    for the meaning of each key.
+    Returns:
+      A JSON-serialisable dict (python floats/ints/lists/None); see docs/estimators_notes.md
+      for the meaning of each key.
 
-  Raises:
-    EstimatorInputError: on malformed inputs.
-  """
-  return analyze(labels, logits=logits, preds=preds, num_classes=num_classes,
-                 pair_threshold=pair_threshold, bootstrap=bootstrap, seed=seed,
-                 chunk_runs=chunk_runs, top_pairs=top_pairs,
-                 calibration_bins=calibration_bins).report
+    Raises:
+      EstimatorInputError: on malformed inputs.
+    """
+    return analyze(
+        labels,
+        logits=logits,
+        preds=preds,
+        num_classes=num_classes,
+        pair_threshold=pair_threshold,
+        bootstrap=bootstrap,
+        seed=seed,
+        chunk_runs=chunk_runs,
+        top_pairs=top_pairs,
+        calibration_bins=calibration_bins,
+    ).report
 
 
-def summarize(stats: streaming.StudyStatistics, *, pair_threshold: float = 0.02,
-              bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, top_pairs: int = 10,
-              calibration_bins: int = 10) -> dict:
-  """Applies every estimator to collected statistics; returns the report dict."""
-  num_runs, num_examples, num_classes = stats.num_runs, stats.num_examples, stats.num_classes
-  accuracy = accuracy_distribution(stats.run_correct, num_examples)
-  error_rate = 1.0 - accuracy["mean"]
-  independent_var = independent_errors_variance(stats.example_correct, num_runs)
-  excess = binomial_excess(stats.example_correct, num_runs)
-  binomial_var = accuracy["mean"] * (1.0 - accuracy["mean"]) / num_examples
-  dist_var = distribution_variance(stats.run_correct, stats.example_correct, num_examples)
+def summarize(
+    stats: streaming.StudyStatistics,
+    *,
+    pair_threshold: float = 0.02,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    top_pairs: int = 10,
+    calibration_bins: int = 10,
+) -> dict:
+    """Applies every estimator to collected statistics; returns the report dict."""
+    num_runs, num_examples, num_classes = stats.num_runs, stats.num_examples, stats.num_classes
+    accuracy = accuracy_distribution(stats.run_correct, num_examples)
+    error_rate = 1.0 - accuracy["mean"]
+    independent_var = independent_errors_variance(stats.example_correct, num_runs)
+    excess = binomial_excess(stats.example_correct, num_runs)
+    binomial_var = accuracy["mean"] * (1.0 - accuracy["mean"]) / num_examples
+    dist_var = distribution_variance(stats.run_correct, stats.example_correct, num_examples)
 
-  accuracy_even = stats.run_correct_even / stats.num_even_examples
-  accuracy_odd = stats.run_correct_odd / (num_examples - stats.num_even_examples)
+    accuracy_even = stats.run_correct_even / stats.num_even_examples
+    accuracy_odd = stats.run_correct_odd / (num_examples - stats.num_even_examples)
 
-  out = {
-      "num_runs": num_runs,
-      "num_examples": num_examples,
-      "num_classes": num_classes,
-      "accuracy_mean": accuracy["mean"],
-      "accuracy_std": accuracy["std"],
-      "accuracy_std_se": accuracy["std_se"],
-      "accuracy_min": accuracy["min"],
-      "accuracy_max": accuracy["max"],
-      "error_rate": error_rate,
-      "test_set_var": accuracy["std"] ** 2,
-      "indep_errors_var": independent_var,
-      "indep_errors_std": np.sqrt(independent_var),
-      "binomial_var": binomial_var,
-      "binomial_std": np.sqrt(binomial_var),
-      "difficulty_var": excess["difficulty_var"],
-      "dist_var": dist_var,
-      "dist_std": distribution_std(dist_var),
-      "dist_var_ci95": None,
-      "dist_var_se": None,
-      "dist_var_split": split_half_covariance(accuracy_even, accuracy_odd),
-      "split_half_corr": split_half_correlation(accuracy_even, accuracy_odd),
-      "top_quarter_gain": top_quarter_gain(accuracy_even, accuracy_odd),
-      "disagreement": disagreement_rate(stats.votes, num_runs),
-      "kway_lower_bound_var": kway_lower_bound_variance(error_rate, num_examples, num_classes),
-      "kway_lower_bound_std": np.sqrt(
-          kway_lower_bound_variance(error_rate, num_examples, num_classes)),
-      "ensemble_accuracy": stats.ensemble_curve,
-  }
-  if bootstrap > 0:
-    boot = bootstrap_distribution_variance(
-        stats.correct, num_resamples=bootstrap, seed=seed,
-        run_correct=stats.run_correct, example_correct=stats.example_correct)
-    out["dist_var_ci95"] = list(boot["ci"])
-    out["dist_var_se"] = boot["se"]
-
-  pairs = pair_independence_test(stats.correct, threshold=pair_threshold, top_k=top_pairs,
-                                 example_correct=stats.example_correct)
-  out.update({
-      "pairs_threshold": pair_threshold,
-      "pairs_deviating": pairs["deviating"],
-      "pairs_deviating_expected": pairs["expected"],
-      "pairs_uncertain_examples": pairs["uncertain_examples"],
-      "pairs_candidate_examples": pairs["candidate_examples"],
-      "pairs_top": pairs["top_pairs"],
-  })
-
-  calibration = crossfit_calibration(stats.votes_by_half[0], stats.votes_by_half[1],
-                                     stats.labels, calibration_bins)
-  out.update({
-      "calibration_ece": calibration["ece"],
-      "calibration_ece_classwise": calibration["ece_classwise"],
-      "calibration_bins": calibration["bins"],
-  })
-
-  out["binary_tasks"] = None
-  out["binary_r2"] = None
-  if stats.confusion is not None:
-    binary = binary_task_analysis(stats.confusion, num_examples)
-    out["binary_r2"] = binary["r2"]
-    out["binary_tasks"] = {
-        "source": "collapsed k-way predictions",
-        "num_tasks": binary["num_tasks"],
-        "r2": binary["r2"],
-        "r2_identity": binary["r2_identity"],
-        "binomial_mse_ratio": binary["binomial_mse_ratio"],
-        "error": binary["error"],
-        "observed_std": binary["observed_std"],
-        "predicted_std": binary["predicted_std"],
+    out = {
+        "num_runs": num_runs,
+        "num_examples": num_examples,
+        "num_classes": num_classes,
+        "accuracy_mean": accuracy["mean"],
+        "accuracy_std": accuracy["std"],
+        "accuracy_std_se": accuracy["std_se"],
+        "accuracy_min": accuracy["min"],
+        "accuracy_max": accuracy["max"],
+        "error_rate": error_rate,
+        "test_set_var": accuracy["std"] ** 2,
+        "indep_errors_var": independent_var,
+        "indep_errors_std": np.sqrt(independent_var),
+        "binomial_var": binomial_var,
+        "binomial_std": np.sqrt(binomial_var),
+        "difficulty_var": excess["difficulty_var"],
+        "dist_var": dist_var,
+        "dist_std": distribution_std(dist_var),
+        "dist_var_ci95": None,
+        "dist_var_se": None,
+        "dist_var_split": split_half_covariance(accuracy_even, accuracy_odd),
+        "split_half_corr": split_half_correlation(accuracy_even, accuracy_odd),
+        "top_quarter_gain": top_quarter_gain(accuracy_even, accuracy_odd),
+        "disagreement": disagreement_rate(stats.votes, num_runs),
+        "kway_lower_bound_var": kway_lower_bound_variance(error_rate, num_examples, num_classes),
+        "kway_lower_bound_std": np.sqrt(kway_lower_bound_variance(error_rate, num_examples, num_classes)),
+        "ensemble_accuracy": stats.ensemble_curve,
     }
+    if bootstrap > 0:
+        boot = bootstrap_distribution_variance(
+            stats.correct,
+            num_resamples=bootstrap,
+            seed=seed,
+            run_correct=stats.run_correct,
+            example_correct=stats.example_correct,
+        )
+        out["dist_var_ci95"] = list(boot["ci"])
+        out["dist_var_se"] = boot["se"]
 
-  out.update({"ce_mean": None, "ce_std": None, "logit_corr": None, "ensemble_delta": None})
-  if stats.logits is not None:
-    cross_entropy = stats.logits.run_cross_entropy
-    out.update({
-        "ce_mean": cross_entropy.mean(),
-        "ce_std": cross_entropy.std(ddof=1),
-        "logit_corr": mean_logit_correlation(stats.logits.logit_z_sum,
-                                             stats.logits.logit_z_norm_sq, num_runs),
-        "ensemble_delta": two_model_ensemble_delta(stats.logits.pair_ensemble_correct,
-                                                   stats.logits.run_correct, num_examples),
-    })
-  return to_json(out)
+    pairs = pair_independence_test(
+        stats.correct, threshold=pair_threshold, top_k=top_pairs, example_correct=stats.example_correct
+    )
+    out.update(
+        {
+            "pairs_threshold": pair_threshold,
+            "pairs_deviating": pairs["deviating"],
+            "pairs_deviating_expected": pairs["expected"],
+            "pairs_uncertain_examples": pairs["uncertain_examples"],
+            "pairs_candidate_examples": pairs["candidate_examples"],
+            "pairs_top": pairs["top_pairs"],
+        }
+    )
+
+    calibration = crossfit_calibration(stats.votes_by_half[0], stats.votes_by_half[1], stats.labels, calibration_bins)
+    out.update(
+        {
+            "calibration_ece": calibration["ece"],
+            "calibration_ece_classwise": calibration["ece_classwise"],
+            "calibration_bins": calibration["bins"],
+        }
+    )
+
+    out["binary_tasks"] = None
+    out["binary_r2"] = None
+    if stats.confusion is not None:
+        binary = binary_task_analysis(stats.confusion, num_examples)
+        out["binary_r2"] = binary["r2"]
+        out["binary_tasks"] = {
+            "source": "collapsed k-way predictions",
+            "num_tasks": binary["num_tasks"],
+            "r2": binary["r2"],
+            "r2_identity": binary["r2_identity"],
+            "binomial_mse_ratio": binary["binomial_mse_ratio"],
+            "error": binary["error"],
+            "observed_std": binary["observed_std"],
+            "predicted_std": binary["predicted_std"],
+        }
+
+    out.update({"ce_mean": None, "ce_std": None, "logit_corr": None, "ensemble_delta": None})
+    if stats.logits is not None:
+        cross_entropy = stats.logits.run_cross_entropy
+        out.update(
+            {
+                "ce_mean": cross_entropy.mean(),
+                "ce_std": cross_entropy.std(ddof=1),
+                "logit_corr": mean_logit_correlation(stats.logits.logit_z_sum, stats.logits.logit_z_norm_sq, num_runs),
+                "ensemble_delta": two_model_ensemble_delta(
+                    stats.logits.pair_ensemble_correct, stats.logits.run_correct, num_examples
+                ),
+            }
+        )
+    return to_json(out)
 
 
 def to_json(value: Any) -> Any:
-  """numpy scalars/arrays → python floats/ints/lists, recursively; NaN → None."""
-  if isinstance(value, dict):
-    return {key: to_json(item) for key, item in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [to_json(item) for item in value]
-  if isinstance(value, np.ndarray):
-    return to_json(value.tolist())
-  if isinstance(value, (bool, np.bool_)):
-    return bool(value)
-  if isinstance(value, (int, np.integer)):
-    return int(value)
-  if isinstance(value, (float, np.floating)):
-    value = float(value)
-    return value if np.isfinite(value) else None
-  return value
+    """numpy scalars/arrays → python floats/ints/lists, recursively; NaN → None."""
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return to_json(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if np.isfinite(value) else None
+    return value

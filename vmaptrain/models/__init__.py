@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from vmaptrain.models.airbench94 import Airbench94, whitening_filters, whitening_sample
+from vmaptrain.models.airbench94 import Airbench94, whitening_filters, whitening_sample  # noqa: F401 (public)
 from vmaptrain.models.resnet9_paper import ResNet9Paper
 from vmaptrain.models.resnet14_sd import ResNet14SD
 from vmaptrain.models.small_cnn import SmallCNN

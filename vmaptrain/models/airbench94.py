@@ -19,7 +19,7 @@ import numpy as np
 
 from vmaptrain.models.layers import batch_norm, max_pool2, scaled, torch_default_init
 
-WHITENING_IMAGES = 5000   # airbench whitens from 5,000 training images
+WHITENING_IMAGES = 5000  # airbench whitens from 5,000 training images
 WHITENING_EPS = 5e-4
 
 
@@ -47,15 +47,16 @@ def whitening_filters(images: np.ndarray, chunk: int = 500) -> tuple:
     dim = 4 * channels
     covariance, count = np.zeros((dim, dim)), 0
     for start in range(0, len(images), chunk):
-        x = images[start:start + chunk]
-        patches = np.stack([x[:, i:x.shape[1] - 1 + i, j:x.shape[2] - 1 + j, :]
-                            for i in (0, 1) for j in (0, 1)], axis=3)   # [n, H-1, W-1, (kh kw), C]
-        patches = patches.reshape(-1, dim)                                # (kh, kw, c) order = HWIO
+        x = images[start : start + chunk]
+        patches = np.stack(
+            [x[:, i : x.shape[1] - 1 + i, j : x.shape[2] - 1 + j, :] for i in (0, 1) for j in (0, 1)], axis=3
+        )  # [n, H-1, W-1, (kh kw), C]
+        patches = patches.reshape(-1, dim)  # (kh, kw, c) order = HWIO
         covariance += patches.T @ patches
         count += len(patches)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance / count)
     order = np.argsort(eigenvalues)[::-1]
-    filters = eigenvectors[:, order] / np.sqrt(eigenvalues[order] + WHITENING_EPS)   # columns are filters
+    filters = eigenvectors[:, order] / np.sqrt(eigenvalues[order] + WHITENING_EPS)  # columns are filters
     kernel = np.concatenate([filters, -filters], axis=1).reshape(2, 2, channels, 2 * dim)
     return tuple(float(v) for v in kernel.astype(np.float32).reshape(-1))
 
@@ -78,8 +79,10 @@ class Whitening(nn.Module):
     def __call__(self, x):
         channels = x.shape[-1]
         if len(self.kernel) != 32 * channels * channels:
-            raise ValueError(f"airbench94's whitening filters were computed for other images: "
-                             f"{len(self.kernel)} values, {channels}-channel images need {32 * channels * channels}")
+            raise ValueError(
+                f"airbench94's whitening filters were computed for other images: "
+                f"{len(self.kernel)} values, {channels}-channel images need {32 * channels * channels}"
+            )
         kernel = jnp.asarray(np.asarray(self.kernel, np.float32).reshape(2, 2, channels, 8 * channels))
         bias = self.param("bias", nn.initializers.zeros, (8 * channels,), jnp.float32)
         x = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -103,7 +106,7 @@ class ConvGroup(nn.Module):
 class Airbench94(nn.Module):
     num_classes: int
     width: float = 1.0
-    whitening: tuple = ()     # from whitening_filters(training images)
+    whitening: tuple = ()  # from whitening_filters(training images)
     # The whitening kernel is frozen, the Dirac filters and zero-init biases are no-ops for a
     # ×1.001 poke, so a poke scales a (random) head weight by default.
     default_poke_param: ClassVar[str] = "head/kernel"

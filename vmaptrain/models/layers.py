@@ -6,7 +6,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
 # PyTorch's default conv/linear init (kaiming_uniform with a=√5) is U(±1/√fan_in).
 torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -41,8 +40,9 @@ def _even_max_pool2_forward(x):
 
 def _even_max_pool2_backward(winner, dy):
     b, h2, w2, c = winner.shape
-    position = (jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 2) * 2
-                + jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 4))
+    position = jax.lax.broadcasted_iota(jnp.int8, (1, 1, 2, 1, 2, 1), 2) * 2 + jax.lax.broadcasted_iota(
+        jnp.int8, (1, 1, 2, 1, 2, 1), 4
+    )
     hit = winner[:, :, None, :, None, :] == position
     dx = jnp.where(hit, dy[:, :, None, :, None, :], jnp.zeros((), dy.dtype))
     return (dx.reshape(b, 2 * h2, 2 * w2, c),)
@@ -68,8 +68,14 @@ def max_pool2(x: jnp.ndarray) -> jnp.ndarray:
     return _even_max_pool2(x[:, : h // 2 * 2, : w // 2 * 2, :])
 
 
-def batch_norm(train: bool, name: str, momentum: float = 0.9, scale_init=nn.initializers.ones,
-               epsilon: float = 1e-5, use_scale: bool = True):
+def batch_norm(
+    train: bool,
+    name: str,
+    momentum: float = 0.9,
+    scale_init=nn.initializers.ones,
+    epsilon: float = 1e-5,
+    use_scale: bool = True,
+):
     """BatchNorm whose statistics are always this run's own: no axis_name, ever.
 
     `momentum` is Flax's keep-rate (PyTorch momentum 0.1 ≙ 0.9 here).

@@ -15,8 +15,15 @@ from vmaptrain.models.layers import batch_norm, kaiming_fan_out, scaled
 
 
 def _conv(channels: int, stride: int, name: str):
-    return nn.Conv(channels, (3, 3), strides=(stride, stride), padding=((1, 1), (1, 1)),
-                   use_bias=False, kernel_init=kaiming_fan_out, name=name)
+    return nn.Conv(
+        channels,
+        (3, 3),
+        strides=(stride, stride),
+        padding=((1, 1), (1, 1)),
+        use_bias=False,
+        kernel_init=kaiming_fan_out,
+        name=name,
+    )
 
 
 class BasicBlock(nn.Module):
@@ -50,7 +57,8 @@ class ResNet14SD(nn.Module):
         x = nn.relu(batch_norm(train, "stem_bn")(x))
         for stage, (channels, stride) in enumerate(((16, 1), (32, 2), (64, 2))):
             for block in range(2):
-                x = BasicBlock(scaled(channels, self.width), stride if block == 0 else 1,
-                               name=f"stage{stage}_block{block}")(x, train)
+                x = BasicBlock(
+                    scaled(channels, self.width), stride if block == 0 else 1, name=f"stage{stage}_block{block}"
+                )(x, train)
         x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes, name="head")(x)

@@ -22,8 +22,15 @@ class ConvBN(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool):
         pad = ((self.padding, self.padding), (self.padding, self.padding))
-        x = nn.Conv(self.channels, (self.kernel, self.kernel), strides=(self.stride, self.stride),
-                    padding=pad, use_bias=False, kernel_init=torch_default_init, name="conv")(x)
+        x = nn.Conv(
+            self.channels,
+            (self.kernel, self.kernel),
+            strides=(self.stride, self.stride),
+            padding=pad,
+            use_bias=False,
+            kernel_init=torch_default_init,
+            name="conv",
+        )(x)
         return nn.relu(batch_norm(train, "bn")(x))
 
 
@@ -46,8 +53,7 @@ class ResNet9Paper(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool):
         if min(x.shape[1:3]) < 12:
-            raise ValueError(f"resnet9_paper needs images of at least 12×12 pixels, got "
-                             f"{x.shape[1]}×{x.shape[2]}")
+            raise ValueError(f"resnet9_paper needs images of at least 12×12 pixels, got {x.shape[1]}×{x.shape[2]}")
         c64, c128, c256 = (scaled(c, self.width) for c in (64, 128, 256))
         x = ConvBN(c64, name="prep")(x, train)
         x = ConvBN(c128, kernel=5, stride=2, padding=2, name="down")(x, train)
@@ -57,6 +63,5 @@ class ResNet9Paper(nn.Module):
         x = Residual(c256, name="res2")(x, train)
         x = ConvBN(c128, padding=0, name="narrow")(x, train)
         x = jnp.max(x, axis=(1, 2))
-        x = nn.Dense(self.num_classes, use_bias=False, kernel_init=torch_default_init,
-                     name="head")(x)
+        x = nn.Dense(self.num_classes, use_bias=False, kernel_init=torch_default_init, name="head")(x)
         return 0.2 * x

@@ -23,8 +23,7 @@ class SmallCNN(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool):
         for i, channels in enumerate((16, 32, 64)):
-            x = nn.Conv(scaled(channels, self.width), (3, 3), padding="SAME", use_bias=False,
-                        name=f"conv{i}")(x)
+            x = nn.Conv(scaled(channels, self.width), (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(x)
             x = batch_norm(train, f"bn{i}")(x)
             x = nn.gelu(x)
             x = max_pool2(x)

@@ -7,8 +7,18 @@ for GPUs) and `common` the shared study runner and report writer.
 
 from vmaptrain.replicate.scales import SCALES, Scale, scale_named
 
-FIGURES = ("duration_sweep", "lucky_seeds", "independent_errors", "distribution_variance",
-           "binary_tasks", "augmentation", "lr_sweep", "seed_isolation", "poke", "mitigations")
+FIGURES = (
+    "duration_sweep",
+    "lucky_seeds",
+    "independent_errors",
+    "distribution_variance",
+    "binary_tasks",
+    "augmentation",
+    "lr_sweep",
+    "seed_isolation",
+    "poke",
+    "mitigations",
+)
 
 __all__ = ["FIGURES", "SCALES", "Scale", "scale_named", "run_figure"]
 

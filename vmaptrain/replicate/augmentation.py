@@ -17,9 +17,12 @@ from vmaptrain.replicate.common import percent, run_study, study_numbers, write_
 
 NO_AUGMENTATION = dict(flip="none", translate=0, cutout=0)
 FRACTIONS = {"smoke": (0.5,), "cpu": (0.25, 0.5), "paper": (0.2,)}
-PAPER = {"accuracy_mean_both": 0.875, "variance_ratio_no_aug_over_reduced": 3.5,
-         "ensemble_accuracy": {"no_aug": 0.912, "reduced_data": 0.898},
-         "setting": "ResNet-9, CIFAR-10; augmented runs see 20% of the training set"}
+PAPER = {
+    "accuracy_mean_both": 0.875,
+    "variance_ratio_no_aug_over_reduced": 3.5,
+    "ensemble_accuracy": {"no_aug": 0.912, "reduced_data": 0.898},
+    "setting": "ResNet-9, CIFAR-10; augmented runs see 20% of the training set",
+}
 
 
 def augmentation_of(config) -> dict:
@@ -34,10 +37,13 @@ def subset_file(studies: str, dataset: str, fraction: float, data_dir=None, manu
     path = os.path.join(os.path.abspath(studies), f"train_subset_{fraction:.3f}.npz")
     if not os.path.exists(path):
         data = load_dataset(dataset, data_dir=data_dir, manual_dir=manual_dir)
-        keep = np.sort(np.random.default_rng(0).permutation(len(data.y_train))[:int(round(fraction * len(data.y_train)))])
+        keep = np.sort(
+            np.random.default_rng(0).permutation(len(data.y_train))[: int(round(fraction * len(data.y_train)))]
+        )
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        store.write_npz(path, x_train=data.x_train[keep], y_train=data.y_train[keep], x_test=data.x_test,
-                        y_test=data.y_test)
+        store.write_npz(
+            path, x_train=data.x_train[keep], y_train=data.y_train[keep], x_test=data.x_test, y_test=data.y_test
+        )
     return path
 
 
@@ -52,8 +58,10 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
     for fraction in FRACTIONS.get(scale.name, (0.2,)):
         dataset = "npz:" + subset_file(studies, base.dataset, fraction, base.data_dir, base.manual_dir)
         config = scale.config(dataset=dataset, **augmentation_of(base))
-        numbers = study_numbers(run_study(studies, f"epochs_{scale.long_epochs:04d}_aug_subset_{fraction:.3f}",
-                                          config, progress), scale.long_epochs)
+        numbers = study_numbers(
+            run_study(studies, f"epochs_{scale.long_epochs:04d}_aug_subset_{fraction:.3f}", config, progress),
+            scale.long_epochs,
+        )
         numbers.update(arm=f"augmentation, {100 * fraction:.0f}% of the data", fraction=fraction)
         arms.append(numbers)
     matched = min(arms[1:], key=lambda a: abs(a["accuracy_mean"] - plain["accuracy_mean"]))
@@ -69,7 +77,14 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
         ax.set_ylabel("variance of test accuracy (%²)")
         ax.set_title("mean accuracy at the foot of each bar")
 
-    report = {"figure": "augmentation", "scale": scale.name, "epochs": scale.long_epochs,
-              "augmentation": augmentation_of(base), "arms": arms, "matched_fraction": matched["fraction"],
-              "variance_ratio_no_aug_over_matched": ratio, "paper": PAPER}
+    report = {
+        "figure": "augmentation",
+        "scale": scale.name,
+        "epochs": scale.long_epochs,
+        "augmentation": augmentation_of(base),
+        "arms": arms,
+        "matched_fraction": matched["fraction"],
+        "variance_ratio_no_aug_over_matched": ratio,
+        "paper": PAPER,
+    }
     return write_report(workdir, report, {"augmentation.png": bars})

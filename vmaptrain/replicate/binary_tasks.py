@@ -27,6 +27,12 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
         ax.set_ylabel("observed std over runs (%)")
         ax.set_title(f"{tasks['num_tasks']} binary tasks, R² = {tasks['r2']:.3f}")
 
-    report = {"figure": "binary_tasks", "scale": scale.name, "epochs": scale.long_epochs,
-              "runs": result.summary["runs_finished"], "tasks": tasks, "paper": PAPER}
+    report = {
+        "figure": "binary_tasks",
+        "scale": scale.name,
+        "epochs": scale.long_epochs,
+        "runs": result.summary["runs_finished"],
+        "tasks": tasks,
+        "paper": PAPER,
+    }
     return write_report(workdir, report, {"binary_tasks.png": scatter})

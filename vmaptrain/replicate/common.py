@@ -32,9 +32,12 @@ def claim(workdir: str, figure: str, scale) -> None:
             raise StudyError(f"{path} is unreadable ({err}); use another --workdir") from None
         if saved != wanted:
             fields = [k for k in ("figure",) if saved.get(k) != wanted[k]] + [
-                f"scale.{k}" for k in wanted["scale"] if (saved.get("scale") or {}).get(k) != wanted["scale"][k]]
-            raise StudyError(f"workdir {workdir} holds another figure or scale (differs in {', '.join(fields)}); "
-                             f"use another --workdir")
+                f"scale.{k}" for k in wanted["scale"] if (saved.get("scale") or {}).get(k) != wanted["scale"][k]
+            ]
+            raise StudyError(
+                f"workdir {workdir} holds another figure or scale (differs in {', '.join(fields)}); "
+                f"use another --workdir"
+            )
         return
     try:
         os.makedirs(workdir, exist_ok=True)
@@ -66,9 +69,24 @@ def accuracies(result) -> np.ndarray:
 def study_numbers(result, epochs: int | None = None) -> dict:
     """The per-study numbers a figure reports (estimator keys as in `estimators.report`)."""
     est = result.summary.get("estimators") or {}
-    keys = ("accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "indep_errors_std",
-            "binomial_std", "dist_var", "dist_std", "dist_var_ci95", "split_half_corr", "top_quarter_gain",
-            "disagreement", "error_rate", "ce_std", "logit_corr", "ensemble_delta")
+    keys = (
+        "accuracy_mean",
+        "accuracy_std",
+        "accuracy_min",
+        "accuracy_max",
+        "indep_errors_std",
+        "binomial_std",
+        "dist_var",
+        "dist_std",
+        "dist_var_ci95",
+        "split_half_corr",
+        "top_quarter_gain",
+        "disagreement",
+        "error_rate",
+        "ce_std",
+        "logit_corr",
+        "ensemble_delta",
+    )
     numbers = {"runs": result.summary["runs"], "runs_diverged": result.summary["runs_diverged"]}
     if epochs is not None:
         numbers["epochs"] = epochs

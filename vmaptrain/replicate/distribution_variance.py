@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from vmaptrain.replicate.common import percent, write_report
 from vmaptrain.replicate.sweeps import duration_studies
 
-PAPER = {"4_epochs": {"test_set_std": 0.0056, "dist_std": 0.0052},
-         "64_epochs": {"test_set_std": 0.0015, "dist_std": 0.00033}, "setting": "ResNet-9, CIFAR-10"}
+PAPER = {
+    "4_epochs": {"test_set_std": 0.0056, "dist_std": 0.0052},
+    "64_epochs": {"test_set_std": 0.0015, "dist_std": 0.00033},
+    "setting": "ResNet-9, CIFAR-10",
+}
 
 
 def run(workdir: str, scale, progress: bool = True, studies: str | None = None) -> dict:
@@ -16,9 +17,17 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
     rows = []
     for epochs, result in duration_studies(studies, scale, progress).items():
         est = result.summary.get("estimators") or {}
-        rows.append({"epochs": epochs, "test_set_std": est.get("accuracy_std"), "dist_var": est.get("dist_var"),
-                     "dist_std": est.get("dist_std"), "dist_var_ci95": est.get("dist_var_ci95"),
-                     "dist_var_split": est.get("dist_var_split"), "indep_errors_std": est.get("indep_errors_std")})
+        rows.append(
+            {
+                "epochs": epochs,
+                "test_set_std": est.get("accuracy_std"),
+                "dist_var": est.get("dist_var"),
+                "dist_std": est.get("dist_std"),
+                "dist_var_ci95": est.get("dist_var_ci95"),
+                "dist_var_split": est.get("dist_var_split"),
+                "indep_errors_std": est.get("indep_errors_std"),
+            }
+        )
 
     def stds(fig):
         ax = fig.add_subplot()
@@ -32,6 +41,11 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
         ax.legend(fontsize=8)
 
     ratios = [None if not r["test_set_std"] else (r["dist_std"] or 0.0) / r["test_set_std"] for r in rows]
-    report = {"figure": "distribution_variance", "scale": scale.name, "durations": rows,
-              "dist_over_test_std": ratios, "paper": PAPER}
+    report = {
+        "figure": "distribution_variance",
+        "scale": scale.name,
+        "durations": rows,
+        "dist_over_test_std": ratios,
+        "paper": PAPER,
+    }
     return write_report(workdir, report, {"distribution_std.png": stds})

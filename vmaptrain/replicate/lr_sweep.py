@@ -7,8 +7,13 @@ import numpy as np
 from vmaptrain import estimators
 from vmaptrain.replicate.common import finished, percent, run_study, write_report
 
-PAPER = {"best_lr": 0.5, "std_at_best": 0.00148, "std_at_lr_1": 0.00168,
-         "dist_var_ratio_lr1_vs_best": 5.0, "setting": "ResNet-9, CIFAR-10, 1000 runs per lr"}
+PAPER = {
+    "best_lr": 0.5,
+    "std_at_best": 0.00148,
+    "std_at_lr_1": 0.00168,
+    "dist_var_ratio_lr1_vs_best": 5.0,
+    "setting": "ResNet-9, CIFAR-10, 1000 runs per lr",
+}
 
 
 def run(workdir: str, scale, progress: bool = True, studies: str | None = None) -> dict:
@@ -20,13 +25,14 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
     rows = []
     for j, lr in enumerate(scale.lrs):
         members = np.zeros(len(lrs), bool)
-        members[j * per_lr:(j + 1) * per_lr] = True
+        members[j * per_lr : (j + 1) * per_lr] = True
         keep = members & ok
         row = {"lr": lr, "runs": int(members.sum()), "runs_diverged": int((members & ~ok).sum())}
         if keep.sum() >= 2:
             est = estimators.report(labels, logits=logits[keep], bootstrap=200)
-            row.update({k: est[k] for k in ("accuracy_mean", "accuracy_std", "indep_errors_std", "dist_var",
-                                            "dist_std")})
+            row.update(
+                {k: est[k] for k in ("accuracy_mean", "accuracy_std", "indep_errors_std", "dist_var", "dist_std")}
+            )
         rows.append(row)
 
     def curves(fig):
@@ -42,6 +48,13 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
         std_ax.legend(fontsize=8)
 
     means = [r.get("accuracy_mean", -1.0) for r in rows]
-    report = {"figure": "lr_sweep", "scale": scale.name, "epochs": scale.long_epochs, "runs_per_lr": per_lr,
-              "lrs": rows, "best_lr": scale.lrs[int(np.argmax(means))], "paper": PAPER}
+    report = {
+        "figure": "lr_sweep",
+        "scale": scale.name,
+        "epochs": scale.long_epochs,
+        "runs_per_lr": per_lr,
+        "lrs": rows,
+        "best_lr": scale.lrs[int(np.argmax(means))],
+        "paper": PAPER,
+    }
     return write_report(workdir, report, {"lr_sweep.png": curves})

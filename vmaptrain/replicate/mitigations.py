@@ -28,10 +28,23 @@ from vmaptrain.replicate.common import percent, run_study, write_report
 
 CYCLES = {"smoke": 2, "cpu": 4, "paper": 4}
 PAPER = {  # ResNet-14, CIFAR-10, 100 runs, 500 epochs (statistics.md §2.6)
-    "single": {"accuracy_std": 0.0026, "ce_std": 0.0072, "disagreement": 0.107, "logit_corr": 0.871,
-               "ensemble_delta": 0.0182},
-    "reduction": {"snapshot_ensemble": 0.48, "flip": 0.21, "crop25": 0.16, "crop81": 0.21, "flip_crop25": 0.33,
-                  "flip_crop81": 0.37, "snapshot_ensemble+flip": 0.58, "snapshot_ensemble+flip_crop81": 0.61},
+    "single": {
+        "accuracy_std": 0.0026,
+        "ce_std": 0.0072,
+        "disagreement": 0.107,
+        "logit_corr": 0.871,
+        "ensemble_delta": 0.0182,
+    },
+    "reduction": {
+        "snapshot_ensemble": 0.48,
+        "flip": 0.21,
+        "crop25": 0.16,
+        "crop81": 0.21,
+        "flip_crop25": 0.33,
+        "flip_crop81": 0.37,
+        "snapshot_ensemble+flip": 0.58,
+        "snapshot_ensemble+flip_crop81": 0.61,
+    },
     "setting": "Summers & Dinneen 2021, ResNet-14 CIFAR-10, 5 cycles of 100 epochs; TTA crops pad 4",
 }
 NUMBERS = ("accuracy_mean",) + VARIABILITY_METRICS
@@ -57,7 +70,7 @@ def tta_logits(model, variables, images: np.ndarray, views: str, batch: int) -> 
     out = []
     for r in range(runs):
         run = jax.tree.map(lambda a: a[r], variables)
-        out.append(np.concatenate([np.asarray(one(run, images[s:s + batch])) for s in range(0, len(images), batch)]))
+        out.append(np.concatenate([np.asarray(one(run, images[s : s + batch])) for s in range(0, len(images), batch)]))
     return np.stack(out).astype(np.float32)
 
 
@@ -81,10 +94,13 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
     data = load_dataset(single.dataset, data_dir=single.data_dir, manual_dir=single.manual_dir)
     images = normalize(data.x_test, data.mean, data.std)
     for label, view_set in views.items():
-        rows[label] = numbers(labels, tta_logits(result.spec.model, variables, images, view_set, single.eval_batch_size))
+        rows[label] = numbers(
+            labels, tta_logits(result.spec.model, variables, images, view_set, single.eval_batch_size)
+        )
     per_cycle = epochs // cycles
-    ensemble = scale.config(epochs=epochs, schedule_cycles=cycles,
-                            snapshot_epochs=tuple(per_cycle * (c + 1) for c in range(cycles)))
+    ensemble = scale.config(
+        epochs=epochs, schedule_cycles=cycles, snapshot_epochs=tuple(per_cycle * (c + 1) for c in range(cycles))
+    )
     snapshots = run_study(workdir, f"snapshot_{epochs:04d}_x{cycles}", ensemble, progress).snapshots
     rows["snapshot_ensemble"] = numbers(labels, np.mean([snapshots[e] for e in sorted(snapshots)], axis=0))
     for label, row in rows.items():
@@ -103,6 +119,13 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
         ax.axhline(0, color="k", lw=0.5)
         ax.legend(fontsize=8)
 
-    report = {"figure": "mitigations", "scale": scale.name, "epochs": epochs, "cycles": cycles,
-              "tta_views": views, "methods": rows, "paper": PAPER}
+    report = {
+        "figure": "mitigations",
+        "scale": scale.name,
+        "epochs": epochs,
+        "cycles": cycles,
+        "tta_views": views,
+        "methods": rows,
+        "paper": PAPER,
+    }
     return write_report(workdir, report, {"mitigations.png": bars})

@@ -20,10 +20,10 @@ class Scale:
     dataset: str
     width: float
     num_seeds: int
-    epochs: tuple[int, ...]          # training lengths of a sweep, shortest first
-    lrs: tuple[float, ...]           # learning-rate grid of lr_sweep
-    poke_steps: tuple[int, ...]      # poke steps of the poke figure
-    overrides: tuple = ()            # extra StudyConfig fields, as (name, value) pairs
+    epochs: tuple[int, ...]  # training lengths of a sweep, shortest first
+    lrs: tuple[float, ...]  # learning-rate grid of lr_sweep
+    poke_steps: tuple[int, ...]  # poke steps of the poke figure
+    overrides: tuple = ()  # extra StudyConfig fields, as (name, value) pairs
 
     @property
     def long_epochs(self) -> int:
@@ -31,13 +31,12 @@ class Scale:
 
     def config(self, **changes) -> StudyConfig:
         fields = presets.recipe(self.recipe)
-        fields.update(dataset=self.dataset, width=self.width, num_seeds=self.num_seeds,
-                      epochs=self.long_epochs)
+        fields.update(dataset=self.dataset, width=self.width, num_seeds=self.num_seeds, epochs=self.long_epochs)
         fields.update(dict(self.overrides))
         fields.update(changes)
         return StudyConfig(**fields)
 
-    def with_changes(self, **changes) -> "Scale":
+    def with_changes(self, **changes) -> Scale:
         """This scale with some fields replaced (e.g. a user's --dataset or --num_seeds)."""
         try:
             return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -46,13 +45,30 @@ class Scale:
 
 
 SCALES = {
-    "smoke": Scale("smoke", "small_cnn", "digits", 0.25, 4, (0, 1), (0.02, 0.1), (0, 5),
-                   (("batch_size", 128),)),
+    "smoke": Scale("smoke", "small_cnn", "digits", 0.25, 4, (0, 1), (0.02, 0.1), (0, 5), (("batch_size", 128),)),
     # Digits with a 1-pixel translate (so the aug stream matters): ≈ 3,200 run-epochs in all.
-    "cpu": Scale("cpu", "small_cnn", "digits", 1.0, 32, (1, 2, 4, 8), (0.0125, 0.05, 0.2, 0.8), (0, 10, 50),
-                 (("translate", 1), ("group_size", 8))),  # groups of 8: small programs, fast compiles
-    "paper": Scale("paper", "resnet9_paper", "cifar10", 1.0, 1000, (0, 4, 16, 64), tuple(2.0 ** k for k in range(-4, 2)),
-                   (0, 100, 1000), ()),
+    "cpu": Scale(
+        "cpu",
+        "small_cnn",
+        "digits",
+        1.0,
+        32,
+        (1, 2, 4, 8),
+        (0.0125, 0.05, 0.2, 0.8),
+        (0, 10, 50),
+        (("translate", 1), ("group_size", 8)),
+    ),  # groups of 8: small programs, fast compiles
+    "paper": Scale(
+        "paper",
+        "resnet9_paper",
+        "cifar10",
+        1.0,
+        1000,
+        (0, 4, 16, 64),
+        tuple(2.0**k for k in range(-4, 2)),
+        (0, 100, 1000),
+        (),
+    ),
 }
 
 
