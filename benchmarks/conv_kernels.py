@@ -2,21 +2,26 @@
 per operation, for the reference net's two multi-channel layers; PyTorch (oneDNN) alongside if
 installed. Run it under `taskset -c 0` too: YNNPACK's time barely changes with one core less.
 
-    PYTHONPATH=. python benchmarks/conv_kernels.py [--batch 256] [--steps 30]
+    PYTHONPATH=. python benchmarks/conv_kernels.py [--batch=256] [--steps=30]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import app, flags
 from jax import lax
 
-from vmaptrain import compile_options, parallel  # noqa: F401 - parallel: the study's host allocator
+from vmaptrain import cli, machine  # noqa: E402
+from vmaptrain.engine import hostmem  # noqa: E402
+from vmaptrain.engine.programs import compile_options  # noqa: E402
+
+_BATCH = flags.DEFINE_integer("batch", 256, "Examples per convolution call.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 30, "Timed calls per operation (the median is reported).", lower_bound=1)
 
 LAYERS = ((14, 16, 32), (7, 32, 64))  # (spatial size, C_in, C_out) of conv1 and conv2
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
@@ -63,34 +68,35 @@ def torch_rows(batch: int, steps: int) -> list[str]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=30)
-    args = parser.parse_args()
-    if args.batch < 1 or args.steps < 1:
-        parser.error("--batch and --steps must be positive")
+def benchmark(batch: int, steps: int) -> None:
+    print(f"cpu: {machine.cpu_model()}", flush=True)
     cpu = jax.devices("cpu")
+    hostmem.prepare(cpu)  # the host allocator policy every study's CPU programs run with
     libraries = {
-        "ynnpack": compile_options.for_devices(cpu, "unrolled"),
-        "eigen": compile_options.for_devices(cpu, "unrolled+eigen"),
+        "ynnpack": compile_options(cpu, "unrolled"),
+        "eigen": compile_options(cpu, "unrolled+eigen"),
     }
     rng = np.random.default_rng(0)
     for size, c_in, c_out in LAYERS:
-        x = jnp.asarray(rng.standard_normal((args.batch, size, size, c_in), np.float32))
+        x = jnp.asarray(rng.standard_normal((batch, size, size, c_in), np.float32))
         w = jnp.asarray(rng.standard_normal((3, 3, c_in, c_out), np.float32))
-        dy = jnp.asarray(rng.standard_normal((args.batch, size, size, c_out), np.float32))
-        gflop = 2 * args.batch * size * size * 9 * c_in * c_out / 1e9
+        dy = jnp.asarray(rng.standard_normal((batch, size, size, c_out), np.float32))
+        gflop = 2 * batch * size * size * 9 * c_in * c_out / 1e9
         for name, op in OPERATIONS.items():
             cells = []
             for library, options in libraries.items():
                 fn = jax.jit(op, compiler_options=options)
-                ms = median_ms(lambda: jax.block_until_ready(fn(x, w, dy)), args.steps)
+                ms = median_ms(lambda: jax.block_until_ready(fn(x, w, dy)), steps)
                 cells.append(f"{library} {ms:5.2f} ms ({gflop / ms * 1000:4.0f} GFLOP/s)")
             print(f"{size}×{size} {c_in}→{c_out}  {name:11s}  " + "   ".join(cells), flush=True)
-    for row in torch_rows(args.batch, args.steps):
+    for row in torch_rows(batch, steps):
         print(row)
 
 
+def main(argv) -> None:
+    cli.reject_extra_args(argv)
+    cli.run_or_exit(lambda: benchmark(_BATCH.value, _STEPS.value))
+
+
 if __name__ == "__main__":
-    main()
+    app.run(main, flags_parser=cli.parse_flags)

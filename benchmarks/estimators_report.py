@@ -15,13 +15,19 @@ import numpy as np
 from absl import app, flags
 from scipy.special import ndtri
 
-from vmaptrain import estimators
+from vmaptrain import cli, estimators, machine
 
-_RUNS = flags.DEFINE_integer("runs", 10_000, "R, number of runs")
-_EXAMPLES = flags.DEFINE_integer("examples", 10_000, "n, number of test examples")
-_CLASSES = flags.DEFINE_integer("classes", 10, "k")
+_RUNS = flags.DEFINE_integer("runs", 10_000, "R, number of runs", lower_bound=2)
+_EXAMPLES = flags.DEFINE_integer("examples", 10_000, "n, number of test examples", lower_bound=2)
+_CLASSES = flags.DEFINE_integer("classes", 10, "k (predictions are stored as uint8)", lower_bound=2, upper_bound=256)
 _SEED = flags.DEFINE_integer("seed", 0, "seed of the synthetic study")
-_HARD = flags.DEFINE_float("hard_fraction", 0.3, "fraction of examples that are not always right (1.0: worst case)")
+_HARD = flags.DEFINE_float(
+    "hard_fraction",
+    0.3,
+    "fraction of examples that are not always right (1.0: worst case)",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 
 
 def synthetic_predictions(num_runs, num_examples, num_classes, seed, hard_fraction=0.3):
@@ -43,13 +49,13 @@ def synthetic_predictions(num_runs, num_examples, num_classes, seed, hard_fracti
     return labels, preds
 
 
-def main(argv):
-    del argv
-    labels, preds = synthetic_predictions(_RUNS.value, _EXAMPLES.value, _CLASSES.value, _SEED.value, _HARD.value)
-    print(f"study: R={_RUNS.value} runs x n={_EXAMPLES.value} examples, k={_CLASSES.value}")
+def benchmark(num_runs, num_examples, num_classes, seed, hard_fraction):
+    print(f"cpu: {machine.cpu_model()}", flush=True)
+    labels, preds = synthetic_predictions(num_runs, num_examples, num_classes, seed, hard_fraction)
+    print(f"study: R={num_runs} runs x n={num_examples} examples, k={num_classes}")
     for attempt in ("first call (with compilation)", "second call"):
         start = time.perf_counter()
-        stats = estimators.collect_statistics(labels, preds=preds, num_classes=_CLASSES.value)
+        stats = estimators.collect_statistics(labels, preds=preds, num_classes=num_classes)
         middle = time.perf_counter()
         result = estimators.summarize(stats)
         end = time.perf_counter()
@@ -65,5 +71,10 @@ def main(argv):
     )
 
 
+def main(argv):
+    cli.reject_extra_args(argv)
+    cli.run_or_exit(lambda: benchmark(_RUNS.value, _EXAMPLES.value, _CLASSES.value, _SEED.value, _HARD.value))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -21,10 +21,12 @@ import time
 
 import jax
 import jax.numpy as jnp
+from absl import app
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import vmaptrain.parallel  # noqa: E402,F401  (the host allocator setting every study runs with)
+from vmaptrain import cli, machine  # noqa: E402
+from vmaptrain.engine import hostmem  # noqa: E402
 
 
 def milliseconds(fn, x, calls: int = 20) -> float:
@@ -38,7 +40,8 @@ def milliseconds(fn, x, calls: int = 20) -> float:
     return 1000 * statistics.median(times)
 
 
-def main() -> None:
+def benchmark() -> None:
+    print(f"cpu: {machine.cpu_model()}", flush=True)
     layer0 = jax.random.normal(jax.random.key(0), (256, 28, 28, 16))
     views = [(256, 28, 28, 16), (-1, 16), (-1, 8), (-1, 64), (-1, 128), (-1,)]
     print("GELU (tanh form) on 256×28×28×16 floats, forward and gradient, by view shape:")
@@ -58,5 +61,11 @@ def main() -> None:
         print(f"  {str(shape):20s} {ms:5.2f} ms ({1e6 * ms / x.size:.2f} ns/element)")
 
 
+def main(argv) -> None:
+    cli.reject_extra_args(argv)
+    hostmem.prepare(jax.devices("cpu"))  # the host allocator policy every study's CPU programs run with
+    cli.run_or_exit(benchmark)
+
+
 if __name__ == "__main__":
-    main()
+    app.run(main, flags_parser=cli.parse_flags)

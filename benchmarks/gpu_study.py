@@ -10,18 +10,20 @@ run's forward pass × 3, × S) and MFU against the device's dense bf16 peak.
 
 Data: CIFAR-10 (JPEG copy) from /work/shared/data/cifar10-jpg.tar.gz, unpacked once into
 `--data_dir` and read with vmaptrain's `folder:` source. `--dry_run` replaces it with a small
-random 32×32×3 npz and tiny widths so the whole script runs on CPU in about a minute.
+random 32×32×3 npz and tiny widths so the whole script runs on CPU: with the default strategy
+"auto" that compiles and times every CPU candidate for both configurations (over 3 minutes on a
+loaded 2-core machine); with an explicit one, e.g. `--strategy=unrolled+direct`, about 100 s.
 
     PYTHONPATH=. python benchmarks/gpu_study.py --config=resnet9_64ep --num_seeds=8,16,32 --full
     PYTHONPATH=. python benchmarks/gpu_study.py --dry_run
 
-Results go to benchmarks/results/gpu_study_<device>.json (dry runs: /tmp unless --out).
+Results go to benchmarks/results/gpu_study_<device>.json (dry runs: /tmp unless --out), with
+the host's CPU model (`vmaptrain.machine.cpu_model`, also printed first) as "cpu_model".
 This file holds no measured GPU numbers: run it on the GPU to get them.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -31,17 +33,21 @@ import tarfile
 import tempfile
 import time
 
+from absl import app, flags
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 CIFAR_TAR = "/work/shared/data/cifar10-jpg.tar.gz"
+DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "vmaptrain", "cifar10-jpg")
 
-from vmaptrain import presets  # noqa: E402
+from vmaptrain import cli, machine, presets  # noqa: E402
+from vmaptrain.engine.strategy import Strategy  # noqa: E402
 
-# name → StudyConfig fields. resnet9_64ep: the paper's 60k-run configuration (paper-configs.md
-# §1.3; fp32 here, add --bf16 for bf16 convolutions). airbench94: vmaptrain's airbench94 recipe
-# (net, optimizer, lookahead, alternating flip, 9.9 epochs, 6-view TTA); its accuracy is
-# reported with its runs/hour.
+# name → StudyConfig fields. resnet9_64ep: the paper's 60k-run configuration (Jordan, "Calibrated
+# Chaos", App. A.1; docs/presets.md, resnet9_paper; fp32 here, add --bf16 for bf16 convolutions).
+# airbench94: vmaptrain's airbench94 recipe (net, optimizer, lookahead, alternating flip, 9.9
+# epochs, 6-view TTA); its accuracy is reported with its runs/hour.
 CONFIGS = {
     "resnet9_64ep": dict(
         model="resnet9_paper",
@@ -59,8 +65,41 @@ CONFIGS = {
     ),
     "airbench94": presets.recipe("airbench94"),
 }
-# Dense bf16 tensor-core peaks (TFLOP/s) by device_kind substring (gpu-performance.md §3).
+# Dense bf16 tensor-core peaks (TFLOP/s) by device_kind substring, from the "BF16 Tensor Core" rows
+# of NVIDIA's datasheets: A100 Tensor Core GPU (its dense figure, listed beside the sparse one);
+# H100 Tensor Core GPU, SXM and PCIe, and H200 (listed with sparsity only: the dense peak is half).
+# First match wins, so "H100 PCIe" comes before "H100".
 PEAKS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
+
+
+def _seed_counts_ok(text: str) -> bool:
+    try:
+        return all(int(s) >= 1 for s in text.split(","))
+    except ValueError:
+        return False
+
+
+def _strategy_ok(text: str) -> bool:
+    try:
+        Strategy.parse(text)
+    except ValueError as err:
+        raise flags.ValidationError(str(err)) from None
+    return True
+
+
+_CONFIG = flags.DEFINE_enum("config", "all", ["all"] + sorted(CONFIGS), "Configuration(s) to measure")
+_NUM_SEEDS = flags.DEFINE_string("num_seeds", "8,16,32", "Comma-separated S values to try")
+_STRATEGY = flags.DEFINE_string("strategy", "auto", "vmaptrain strategy (default: auto)")
+_BF16 = flags.DEFINE_bool("bf16", False, "bf16 convolutions (adds +bf16 to the strategy)")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steady-state steps", lower_bound=1)
+_EPOCHS = flags.DEFINE_float("epochs", None, "Override the configuration's epochs", lower_bound=0.0)
+_FULL = flags.DEFINE_bool("full", False, "Also train whole studies (runs/hour end to end)")
+_DATA_DIR = flags.DEFINE_string("data_dir", DATA_DIR, "Where the CIFAR-10 JPEG copy is unpacked (once)")
+_PEAK_TFLOPS = flags.DEFINE_float("peak_tflops", None, "Override the MFU denominator", lower_bound=0.0)
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Tiny random data and widths (runs on CPU)")
+_OUT = flags.DEFINE_string("out", None, "Where the JSON report goes (default: see above)")
+flags.register_validator("num_seeds", _seed_counts_ok, message="expected comma-separated positive integers")
+flags.register_validator("strategy", _strategy_ok)
 
 
 def peak_tflops(device_kind: str, override: float | None) -> float | None:
@@ -125,14 +164,16 @@ def measure(
     import jax
     import numpy as np
 
-    from vmaptrain import autotune, distributed, study
+    from vmaptrain import autotune, specs, study
     from vmaptrain.config import StudyConfig
     from vmaptrain.data import load_dataset
+    from vmaptrain.engine import placement
 
     config = StudyConfig(dataset=dataset, num_seeds=num_seeds, strategy=strategy, **fields)
     data = load_dataset(dataset)
-    spec = study.build_spec(config, data)
-    devices = tuple(distributed.seed_mesh().devices.flat)
+    spec = specs.build_spec(config, data)
+    specs.check_model(spec, data)
+    devices = tuple(placement.seed_mesh().devices.flat)
     start = time.perf_counter()
     chosen = autotune.resolve(config, spec, data, devices, num_seeds) if strategy == "auto" else strategy
     tune_s = time.perf_counter() - start
@@ -188,69 +229,65 @@ def measure(
     return out
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", default="all", choices=["all"] + sorted(CONFIGS))
-    parser.add_argument("--num_seeds", default="8,16,32", help="comma-separated S values to try")
-    parser.add_argument("--strategy", default="auto", help="vmaptrain strategy (default: auto)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 convolutions (adds +bf16 to the strategy)")
-    parser.add_argument("--steps", type=int, default=20, help="timed steady-state steps")
-    parser.add_argument("--epochs", type=float, default=None, help="override the configuration's epochs")
-    parser.add_argument("--full", action="store_true", help="also train whole studies (runs/hour end to end)")
-    parser.add_argument(
-        "--data_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "vmaptrain", "cifar10-jpg")
-    )
-    parser.add_argument("--peak_tflops", type=float, default=None, help="override the MFU denominator")
-    parser.add_argument("--dry_run", action="store_true", help="tiny random data and widths (runs on CPU)")
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-
+def benchmark(
+    config: str = "all",
+    num_seeds: str = "8,16,32",
+    strategy: str = "auto",
+    bf16: bool = False,
+    steps: int = 20,
+    epochs: float | None = None,
+    full: bool = False,
+    data_dir: str = DATA_DIR,
+    peak_override: float | None = None,
+    dry_run: bool = False,
+    out: str | None = None,
+) -> dict:
+    """The whole benchmark (what the flags describe); writes the report and returns it."""
     import jax
 
     log = lambda message: print(message, flush=True)
+    cpu = machine.cpu_model()
+    log(f"cpu: {cpu}")
     device = jax.devices()[0]
-    names = sorted(CONFIGS) if args.config == "all" else [args.config]
-    seeds = [int(s) for s in args.num_seeds.split(",")]
-    if args.dry_run:
-        dataset, seeds, steps = dry_run_dataset(), seeds[:1] if args.num_seeds != "8,16,32" else [2], 2
+    names = sorted(CONFIGS) if config == "all" else [config]
+    seeds = [int(s) for s in num_seeds.split(",")]
+    if dry_run:
+        dataset, seeds, steps = dry_run_dataset(), seeds[:1] if num_seeds != "8,16,32" else [2], 2
     else:
         if device.platform != "gpu":
             log(f"warning: running on {device.platform}; these are not GPU numbers")
-        dataset, steps = cifar_folder(args.data_dir), args.steps
-    peak = peak_tflops(device.device_kind, args.peak_tflops)
+        dataset = cifar_folder(data_dir)
+    peak = peak_tflops(device.device_kind, peak_override)
     report = {
+        "cpu_model": cpu,
         "device": device.device_kind,
         "platform": device.platform,
         "jax": jax.__version__,
         "peak_tflops": peak,
-        "dry_run": args.dry_run,
+        "dry_run": dry_run,
         "dataset": dataset,
         "results": [],
     }
     for name in names:
         fields = dict(CONFIGS[name])
-        if args.epochs is not None:
-            fields["epochs"] = args.epochs
-        if args.dry_run:
+        if epochs is not None:
+            fields["epochs"] = epochs
+        if dry_run:
             fields.update(width=0.0625, epochs=1, batch_size=64, warmup_epochs=0.0)
-        strategy = args.strategy
-        if args.bf16:
+        chosen = strategy
+        if bf16:
             if strategy == "auto":
                 log(
                     "note: --bf16 with auto times the float32 candidates and adds +bf16 to none; "
                     "give an explicit strategy, e.g. vmap+bf16"
                 )
-            else:
-                strategy += "+bf16"
+            elif not Strategy.parse(strategy).has("bf16"):
+                chosen = strategy + "+bf16"
         for s in seeds:
-            report["results"].append(
-                measure(name, fields, dataset, s, strategy, steps, args.full or args.dry_run, peak, log)
-            )
-    out = args.out or (
+            report["results"].append(measure(name, fields, dataset, s, chosen, steps, full or dry_run, peak, log))
+    out = out or (
         os.path.join(tempfile.gettempdir(), "gpu_study_dry_run.json")
-        if args.dry_run
+        if dry_run
         else os.path.join(HERE, "results", f"gpu_study_{device.device_kind.replace(' ', '_')}.json")
     )
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -260,5 +297,24 @@ def main(argv=None) -> dict:
     return report
 
 
+def main(argv) -> None:
+    cli.reject_extra_args(argv)
+    cli.run_or_exit(
+        lambda: benchmark(
+            config=_CONFIG.value,
+            num_seeds=_NUM_SEEDS.value,
+            strategy=_STRATEGY.value,
+            bf16=_BF16.value,
+            steps=_STEPS.value,
+            epochs=_EPOCHS.value,
+            full=_FULL.value,
+            data_dir=_DATA_DIR.value,
+            peak_override=_PEAK_TFLOPS.value,
+            dry_run=_DRY_RUN.value,
+            out=_OUT.value,
+        )
+    )
+
+
 if __name__ == "__main__":
-    main()
+    app.run(main, flags_parser=cli.parse_flags)

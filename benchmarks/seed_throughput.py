@@ -14,11 +14,12 @@ of S runs × E epochs of Fashion-MNIST (training + test evaluation, compile incl
 the same in PyTorch eager. `--registry` repeats (a)-(c) for every registry model at small size.
 
     PYTHONPATH=. python benchmarks/seed_throughput.py --study --registry
+
+The CPU model (`vmaptrain.machine.cpu_model`) is printed first and recorded in the JSON.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,33 +30,50 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import app, flags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
 
-from vmaptrain import autotune, distributed, parallel, study, train  # noqa: E402
+from vmaptrain import autotune, cli, machine, specs, study, train  # noqa: E402
 from vmaptrain.config import StudyConfig  # noqa: E402
 from vmaptrain.data import load_dataset  # noqa: E402
+from vmaptrain.engine import hostmem, placement, seed_axis, trainer  # noqa: E402
 
 FASHION = "idx:/usr/share/datasets/fashion-mnist"
-# Small sizes of every registry model for the "never slower than the loop" check.
 TORCH = "pytorch eager, runs one after another (own process)"
+# Small sizes of every registry model for the "never slower than the loop" check.
 REGISTRY_SIZES = {
     "small_cnn": (0.5, 128),
     "resnet14_sd": (0.25, 128),
     "resnet9_paper": (0.125, 128),
     "airbench94": (0.125, 128),
 }
+DEFAULT_OUT = os.path.join(HERE, "results", "seed_throughput_cpu.json")
+
+_DATASET = flags.DEFINE_string("dataset", FASHION, "vmaptrain dataset string (28×28×1 for the reference net)")
+_NUM_SEEDS = flags.DEFINE_integer("num_seeds", 8, "S, runs trained together", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Batch size of the reference net", lower_bound=1)
+_WIDTH = flags.DEFINE_float("width", 1.0, "Width multiplier of the reference net", lower_bound=0.0)
+_ROUNDS = flags.DEFINE_integer("rounds", 6, "Timed rounds per variant (median reported)", lower_bound=1)
+_NO_TORCH = flags.DEFINE_bool("no_torch", False, "Skip the PyTorch variants")
+_TORCH_THREADS = flags.DEFINE_integer("torch_threads", None, "torch.set_num_threads (default: torch's)", lower_bound=1)
+_STUDY = flags.DEFINE_bool("study", False, "Also time a whole study vs PyTorch")
+_STUDY_EPOCHS = flags.DEFINE_integer("study_epochs", 1, "Epochs of the whole study (--study)", lower_bound=1)
+_REGISTRY = flags.DEFINE_bool("registry", False, "Also check every registry model at small size")
+_OUT = flags.DEFINE_string("out", DEFAULT_OUT, "Where the JSON report goes")
 
 
 def jax_loop_stepper(config, spec, data, num_runs: int):
-    """(c): one jitted single-run step, called once per run (S dispatches per round)."""
-    _, inputs = study.run_inputs(config, list(range(num_runs)))
+    """(c): one jitted single-run step, called once per run (S dispatches per round). Built here,
+    not through `vmaptrain.engine.programs`, so the host allocator policy the studies' programs
+    get (`hostmem.prepare`) is applied explicitly: all variants are timed under the same one."""
+    hostmem.prepare(jax.devices())
+    _, inputs = trainer.run_inputs(config, list(range(num_runs)))
     sample = jnp.zeros((1,) + data.x_train.shape[1:], jnp.float32)
     init = jax.jit(lambda run: train.init_run(spec, *run, sample))
-    states = [init(parallel.unstack(inputs, r)) for r in range(num_runs)]
-    dev = jax.tree.map(jnp.asarray, study.device_data(data))
+    states = [init(seed_axis.unstack(inputs, r)) for r in range(num_runs)]
+    dev = jax.tree.map(jnp.asarray, trainer.device_data(data))
     perms = [train.epoch_permutation(s.order_key, 0, len(data.y_train)) for s in states]
     step = jax.jit(lambda s, p, k: train.run_step(spec, s, dev, p, 0, k), donate_argnums=0)
     counter = [0]
@@ -122,8 +140,9 @@ def interleaved(fns: dict, rounds: int, torch_workers: dict, per_block: int = 2)
 
 
 def throughput(config, data, num_runs: int, rounds: int, with_torch: bool, torch_threads: int | None, log) -> dict:
-    spec = study.build_spec(config, data)
-    devices = tuple(distributed.seed_mesh().devices.flat)
+    spec = specs.build_spec(config, data)
+    specs.check_model(spec, data)
+    devices = tuple(placement.seed_mesh().devices.flat)
     t0 = time.perf_counter()
     chosen = autotune.resolve(config, spec, data, devices, num_runs)
     tune_s = time.perf_counter() - t0
@@ -226,85 +245,103 @@ def whole_study(dataset: str, num_runs: int, epochs: int, batch: int, strategy: 
     }
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--dataset", default=FASHION, help="vmaptrain dataset string (28×28×1 for the reference net)")
-    parser.add_argument("--num_seeds", type=int, default=8)
-    parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=6, help="timed rounds per variant (median reported)")
-    parser.add_argument("--no_torch", action="store_true", help="skip the PyTorch variants")
-    parser.add_argument("--torch_threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--study", action="store_true", help="also time a whole study vs PyTorch")
-    parser.add_argument("--study_epochs", type=int, default=1)
-    parser.add_argument("--registry", action="store_true", help="also check every registry model at small size")
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "seed_throughput_cpu.json"))
-    args = parser.parse_args(argv)
-    log = lambda message: print(message, flush=True)
-
-    data = load_dataset(args.dataset)
+def benchmark(
+    dataset: str = FASHION,
+    num_seeds: int = 8,
+    batch_size: int = 256,
+    width: float = 1.0,
+    rounds: int = 6,
+    no_torch: bool = False,
+    torch_threads: int | None = None,
+    whole: bool = False,
+    study_epochs: int = 1,
+    registry: bool = False,
+    out: str = DEFAULT_OUT,
+    log=None,
+) -> dict:
+    """The whole benchmark (what the flags describe; `whole` is --study); writes the report to `out`
+    and returns it."""
+    log = log or (lambda message: print(message, flush=True))
+    cpu = machine.cpu_model()
+    log(f"cpu: {cpu}")
+    data = load_dataset(dataset)
     report = {
         "command": " ".join(["python"] + sys.argv),
+        "cpu_model": cpu,
         "jax": jax.__version__,
         "device": jax.devices()[0].device_kind,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "environment": hostmem.prepare(jax.devices()),  # the studies' host allocator policy
         "load_average_start": os.getloadavg(),
     }
     try:
         import torch
 
         report["torch"] = torch.__version__
-        report["torch_threads"] = args.torch_threads or torch.get_num_threads()
+        report["torch_threads"] = torch_threads or torch.get_num_threads()
     except ImportError:
-        args.no_torch = True
+        no_torch = True
     log(
-        f"reference net: small_cnn width {args.width}, batch {args.batch_size} of "
-        f"{'×'.join(map(str, data.x_train.shape[1:]))}, S = {args.num_seeds}"
+        f"reference net: small_cnn width {width}, batch {batch_size} of "
+        f"{'×'.join(map(str, data.x_train.shape[1:]))}, S = {num_seeds}"
     )
     config = StudyConfig(
-        dataset=args.dataset,
+        dataset=dataset,
         model="small_cnn",
-        width=args.width,
-        num_seeds=args.num_seeds,
+        width=width,
+        num_seeds=num_seeds,
         epochs=1,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
     )
-    report["reference"] = throughput(
-        config, data, args.num_seeds, args.rounds, not args.no_torch, args.torch_threads, log
-    )
-    if args.registry:
+    report["reference"] = throughput(config, data, num_seeds, rounds, not no_torch, torch_threads, log)
+    if registry:
         report["registry"] = []
-        for model, (width, batch) in REGISTRY_SIZES.items():
-            log(f"{model} width {width}, batch {batch}, S = {args.num_seeds}")
+        for model, (model_width, batch) in REGISTRY_SIZES.items():
+            log(f"{model} width {model_width}, batch {batch}, S = {num_seeds}")
             config = StudyConfig(
-                dataset=args.dataset, model=model, width=width, num_seeds=args.num_seeds, epochs=1, batch_size=batch
+                dataset=dataset, model=model, width=model_width, num_seeds=num_seeds, epochs=1, batch_size=batch
             )
-            report["registry"].append(
-                throughput(config, data, args.num_seeds, max(3, args.rounds // 2), False, None, log)
-            )
-    if args.study and not args.no_torch:
-        log(f"whole study: {args.num_seeds} runs × {args.study_epochs} epoch(s) of {args.dataset}")
+            report["registry"].append(throughput(config, data, num_seeds, max(3, rounds // 2), False, None, log))
+    if whole and not no_torch:
+        log(f"whole study: {num_seeds} runs × {study_epochs} epoch(s) of {dataset}")
         best = report["reference"]["best_torch"] or ""
-        threads = 1 if best.endswith(", 1 thread(s)") else args.torch_threads
+        threads = 1 if best.endswith(", 1 thread(s)") else torch_threads
         report["study"] = whole_study(
-            args.dataset,
-            args.num_seeds,
-            args.study_epochs,
-            args.batch_size,
+            dataset,
+            num_seeds,
+            study_epochs,
+            batch_size,
             report["reference"]["auto_choice"],
             threads,
             log,
         )
     report["load_average_end"] = os.getloadavg()
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as handle:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)
-    log(f"wrote {args.out}")
+    log(f"wrote {out}")
     return report
 
 
+def main(argv) -> None:
+    cli.reject_extra_args(argv)
+    cli.run_or_exit(
+        lambda: benchmark(
+            dataset=_DATASET.value,
+            num_seeds=_NUM_SEEDS.value,
+            batch_size=_BATCH_SIZE.value,
+            width=_WIDTH.value,
+            rounds=_ROUNDS.value,
+            no_torch=_NO_TORCH.value,
+            torch_threads=_TORCH_THREADS.value,
+            whole=_STUDY.value,
+            study_epochs=_STUDY_EPOCHS.value,
+            registry=_REGISTRY.value,
+            out=_OUT.value,
+        )
+    )
+
+
 if __name__ == "__main__":
-    main()
+    app.run(main, flags_parser=cli.parse_flags)

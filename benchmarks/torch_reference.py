@@ -1,18 +1,28 @@
-"""The reference net (cpu-measurements.md) and its training loop in PyTorch eager, for comparison.
+"""The reference net (measured in BUILD_NOTES.md) and its training loop in PyTorch eager, for comparison.
 
 Mirrors `vmaptrain.models.SmallCNN` + vmaptrain's nesterov optimizer: conv3×3 (no bias) → BN →
 GELU (tanh form, as flax's `nn.gelu`) → 2×2 max-pool, three times (16/32/64 channels), global
 max, dense; SGD with Nesterov momentum 0.9 and coupled weight decay; channels_last on CPU.
 PyTorch is an optional extra: importing this module needs `torch`.
+
+Run as a script (no flags, no arguments) it is the JSON-lines worker through which
+benchmarks/seed_throughput.py times PyTorch in a process of its own (`worker`):
+
+    python benchmarks/torch_reference.py < commands.jsonl
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import numpy as np
 import torch
+from absl import app, flags, logging
 from torch import nn
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class ReferenceNet(nn.Module):
@@ -133,10 +143,7 @@ class SequentialRounds:
 
 def study_from_dataset(dataset: str, num_runs: int, epochs: int, batch: int, threads: int | None = None) -> dict:
     """`train_study` on a vmaptrain dataset string (loaded with vmaptrain's loaders)."""
-    import os
-    import sys
-
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, REPO)
     from vmaptrain.data import load_dataset
 
     if threads:
@@ -157,26 +164,59 @@ def study_from_dataset(dataset: str, num_runs: int, epochs: int, batch: int, thr
     return out
 
 
+def cpu_model() -> str:
+    """`vmaptrain.machine.cpu_model()` (pure Python: no jax, no allocator settings)."""
+    if REPO not in sys.path:
+        sys.path.insert(0, REPO)
+    from vmaptrain import machine
+
+    return machine.cpu_model()
+
+
 def worker() -> None:
     """Line-oriented JSON worker, so a JAX benchmark can time PyTorch in its own process: JAX's
     and PyTorch's spinning thread pools in one process slow each other down several-fold on 2
-    cores. Commands: {"setup": {...SequentialRounds kwargs}}, {"rounds": n} → list of seconds."""
+    cores. Commands: {"setup": {...SequentialRounds kwargs}} → threads, torch version and CPU
+    model; {"rounds": n} → list of seconds; {"study": {...study_from_dataset kwargs}} → its
+    result and the CPU model. Nothing else is written to stdout."""
     import json
-    import sys
 
     rounds = None
     for line in sys.stdin:
         command = json.loads(line)
         if "setup" in command:
             rounds = SequentialRounds(**command["setup"])
-            reply = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+            reply = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_model": cpu_model()}
         elif "study" in command:
-            reply = study_from_dataset(**command["study"])
+            reply = {**study_from_dataset(**command["study"]), "cpu_model": cpu_model()}
         else:
             reply = {"seconds": [rounds.round() for _ in range(command["rounds"])]}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 
 
-if __name__ == "__main__":
+def fail(message: str) -> None:
+    """`vmaptrain.cli.fail`: one 'error: …' line, exit status 2. The worker does not import
+    vmaptrain.cli, which imports jax and vmaptrain's training modules (one of which tunes the C
+    allocator for XLA): the PyTorch timings are to measure PyTorch alone."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """`vmaptrain.cli.parse_flags` without importing vmaptrain.cli (see `fail`)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        fail(f"{str(err).rstrip('.')} (see --helpshort)")
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        fail(f"unexpected positional arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # as vmaptrain.cli.run_or_exit: no INFO lines on stderr
     worker()
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

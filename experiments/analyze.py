@@ -4,16 +4,17 @@
   python experiments/analyze.py --preds=preds.npy --labels=labels.npy --out=DIR
 
 Logits ([R, n, k] float16/float32) are memory-mapped and streamed in chunks of runs.
-On bad input it prints one line `error: ...` to stderr, exits 1 and writes nothing.
+On bad input or bad flags it prints one line `error: ...` to stderr, exits 2 and writes
+nothing, like the other binaries (`vmaptrain.cli`).
 """
-
-import sys
 
 from absl import app, flags, logging
 
+from vmaptrain import cli
 from vmaptrain.estimators import EstimatorInputError
 from vmaptrain.estimators.files import analyze_files
 
+FLAGS = flags.FLAGS
 _LOGITS = flags.DEFINE_string("logits", None, "[R, n, k] float16/float32 logits .npy")
 _PREDS = flags.DEFINE_string("preds", None, "[R, n] integer predictions .npy (optional)")
 _LABELS = flags.DEFINE_string("labels", None, "[n] integer labels .npy")
@@ -26,10 +27,9 @@ _CHUNK_RUNS = flags.DEFINE_integer("chunk_runs", 1024, "runs per streamed chunk"
 flags.mark_flags_as_required(["labels", "out"])
 
 
-def main(argv):
-    del argv
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # keep JAX's backend INFO lines off stderr
+def analyze() -> None:
+    if FLAGS["verbosity"].present:  # run_or_exit quiets logging; an explicit --verbosity wins
+        logging.set_verbosity(FLAGS.verbosity)
     try:
         report = analyze_files(
             _LABELS.value,
@@ -43,15 +43,18 @@ def main(argv):
             chunk_runs=_CHUNK_RUNS.value,
         )
     except EstimatorInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        cli.fail(" ".join(str(error).splitlines()))  # one line, even if numpy's message has several
     print(
         f"R={report['num_runs']} n={report['num_examples']}: accuracy "
         f"{100 * report['accuracy_mean']:.3f}% ± {100 * report['accuracy_std']:.3f}%, "
         f"distribution-wise std {100 * report['dist_std']:.4f}% -> {_OUT.value}"
     )
-    return 0
+
+
+def main(argv):
+    cli.reject_extra_args(argv)
+    cli.run_or_exit(analyze)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

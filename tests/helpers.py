@@ -97,21 +97,22 @@ def example_step_hlo(num_runs: int | None = None) -> str:
     """Compiled HLO of a small digits study's training step over all devices (for audits)."""
     import numpy as np
 
-    from vmaptrain import distributed, study
     from vmaptrain.config import StudyConfig
     from vmaptrain.data import load_dataset
+    from vmaptrain.engine import placement
+    from vmaptrain.engine.programs import programs_for
+    from vmaptrain.engine.trainer import GroupTrainer
+    from vmaptrain.specs import build_spec
 
-    mesh = distributed.seed_mesh()
+    mesh = placement.seed_mesh()
     runs = num_runs or 2 * mesh.devices.size
     config = StudyConfig(dataset="digits", width=0.5, num_seeds=runs, epochs=1)
     data = load_dataset("digits")
-    spec = study.build_spec(config, data)
-    programs = study.programs_for(spec, config.strategy, tuple(mesh.devices.flat))
-    _, inputs = study.run_inputs(config, list(range(runs)))
-    sample = np.zeros((1,) + data.x_train.shape[1:], np.float32)
-    state = programs.init(distributed.put_runs(mesh, inputs, runs), sample)
-    dev = distributed.put_replicated(mesh, study.device_data(data))
-    perms = programs.permutations(state.order_key, np.int32(0), len(data.y_train))
+    spec = build_spec(config, data)
+    programs = programs_for(spec, config.strategy, tuple(mesh.devices.flat))
+    trainer = GroupTrainer(programs, config, data)
+    state = trainer.init(range(runs)).run
+    dev, perms = trainer.dev, programs.permutations(state.order_key, np.int32(0), len(data.y_train))
     return programs.step_hlo(state, perms, dev, np.int32(0), np.int32(0))
 
 

@@ -103,7 +103,33 @@ def test_binary_bad_input_prints_one_error_line(study_files, tmp_path):
     result = _run_binary(
         f"--logits={study_files / 'bad_logits.npy'}", f"--labels={study_files / 'labels.npy'}", f"--out={out}"
     )
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: logits contain NaN"), result.stderr
     assert not out.exists()
+
+
+def test_binary_unreadable_file_exits_2(study_files, tmp_path):
+    out = tmp_path / "out"
+    result = _run_binary(
+        f"--logits={study_files / 'missing.npy'}", f"--labels={study_files / 'labels.npy'}", f"--out={out}"
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot read logits file"), result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--out=unused",), "error: flag --labels"),
+        (("--labels=labels.npy", "--out=unused", "--bootstrap=many"), "error: flag --bootstrap=many"),
+        (("--labels=labels.npy", "--out=unused", "extra"), "error: unexpected positional arguments: extra"),
+    ],
+)
+def test_binary_bad_flags_exit_2(args, message):
+    result = _run_binary(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr

@@ -224,5 +224,6 @@ def test_variability_reduction():
         "ensemble_delta": 0.0182,
     }
     new = {"accuracy_std": 0.16, "ce_std": 0.0033, "disagreement": 0.046, "logit_corr": 0.972, "ensemble_delta": 0.0038}
-    # Summers & Dinneen's best row, published as a 61% reduction (statistics.md §2.6).
+    # Summers & Dinneen's best row, published as a 61% reduction (Summers & Dinneen 2021 §5;
+    # docs/statistics.md §12).
     assert est.variability_reduction(base, new)["mean"] == pytest.approx(0.61, abs=0.005)

@@ -51,7 +51,7 @@ def test_distribution_variance_estimators_are_unbiased(shift):
 
 def test_monte_carlo_detects_the_plug_in_bias():
     # The same check has the power to reject the plug-in ε̂(1-ε̂) (no R/(R-1)), whose bias is
-    # n/(n-1) · Var_ind / R (statistics.md §1.4): the unbiasedness test is not vacuous.
+    # n/(n-1) · Var_ind / R (docs/statistics.md §3): the unbiasedness test is not vacuous.
     rng = np.random.default_rng(10)
     num_runs, num_examples = 10, 40
     correct, _, truth = two_type_studies(rng, 2000, num_runs, num_examples, 0.08)

@@ -258,10 +258,18 @@ def test_disk_full_while_storing_predictions(interrupted, finished, tmp_path, mo
     code, _, err = run(f"--workdir={workdir}", *FLAGS)
     assert_one_error(code, err, r"No space left on device: .*predictions/runs_000002-000004")
     # What was stored before is intact; the group's checkpoints are still there to resume from.
+    # The metrics written as the group trained were appended (metrics.jsonl grows, TensorBoard
+    # gets the group's runs); nothing already there changed.
     after = snapshot(workdir)
-    assert {k: v for k, v in after.items() if "checkpoints" not in k and k != "config.json"} == {
-        k: v for k, v in before.items() if "checkpoints" not in k and k != "config.json"
-    }
+    for name, content in before.items():
+        if "checkpoints" in name or name == "config.json":
+            continue
+        if name == "metrics.jsonl":
+            assert after[name].startswith(content) and len(after[name]) > len(content)
+        else:
+            assert after[name] == content, name
+    added = set(after) - set(before)
+    assert added and all(k.startswith(("checkpoints", "tensorboard/run_00002", "tensorboard/run_00003")) for k in added)
     assert any("checkpoints" in k for k in after)
     monkeypatch.setattr(store, "_atomic", real)
     code, _, err = run(f"--workdir={workdir}", *FLAGS)

@@ -164,4 +164,4 @@ def test_mitigations(figures):
     expected = mitigations.numbers(study.labels, np.mean([study.snapshots[1], study.snapshots[2]], axis=0))
     for key, value in expected.items():
         assert rows["snapshot_ensemble"][key] == pytest.approx(value)
-    assert (root / "mitigations" / "single_0002" / "final_variables.npz").exists()
+    assert (root / "mitigations" / "single_0002" / "weights" / "runs_000000-000004").is_dir()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vmaptrain import parallel
+from vmaptrain.engine.strategy import Strategy
 from vmaptrain.study import SeedStudy
 
 
@@ -35,10 +35,10 @@ def test_vmapped_strategies_agree_with_unrolled(small_config, unrolled, strategy
 
 
 def test_strategy_names():
-    assert parallel.chunk_size("vmap", 8) == 8
-    assert parallel.chunk_size("unrolled", 8) == 1
-    assert parallel.chunk_size("chunk:3", 8) == 3
-    assert parallel.chunk_size("chunk:16", 8) == 8
+    assert Strategy.parse("vmap").chunk_size(8) == 8
+    assert Strategy.parse("unrolled").chunk_size(8) == 1
+    assert Strategy.parse("chunk:3").chunk_size(8) == 3
+    assert Strategy.parse("chunk:16").chunk_size(8) == 8
     for bad in ("pmap", "chunk:0", "chunk:x", ""):
         with pytest.raises(ValueError, match="unknown strategy"):
-            parallel.validate_strategy(bad)
+            Strategy.parse(bad)

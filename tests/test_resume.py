@@ -50,8 +50,8 @@ def test_two_devices_give_the_one_device_logits_and_no_collectives(tmp_path, ref
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(np.load(os.path.join(workdir, "logits.npy")), reference)
     hlo = helpers.run_python(
-        "import sys, jax; sys.path.insert(0, 'tests'); import helpers; from vmaptrain import distributed;"
-        "assert jax.device_count() == 2; print(distributed.collectives_in(helpers.example_step_hlo()))",
+        "import sys, jax; sys.path.insert(0, 'tests'); import helpers; from vmaptrain.engine import placement;"
+        "assert jax.device_count() == 2; print(placement.collectives_in(helpers.example_step_hlo()))",
         devices=2,
     )
     assert hlo.returncode == 0, hlo.stderr

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from vmaptrain import rng
+from vmaptrain.engine import seed_axis
 
 
 def test_parse_vary():
@@ -25,8 +26,8 @@ def test_run_keys_do_not_depend_on_study_size_or_order():
     every = [rng.run_seeds(i, rng.STREAMS, 0) for i in range(8)]
     some = [every[5], every[2]]
     for stream in rng.STREAMS:
-        full = rng.stream_key_data(11, every, stream)
-        part = rng.stream_key_data(11, some, stream)
+        full = seed_axis.stream_keys(11, every, stream)
+        part = seed_axis.stream_keys(11, some, stream)
         np.testing.assert_array_equal(part, full[[5, 2]])
         single = np.asarray(jax.random.key_data(rng.stream_key(11, 5, stream)))
         np.testing.assert_array_equal(single, full[5])
@@ -34,7 +35,7 @@ def test_run_keys_do_not_depend_on_study_size_or_order():
 
 def test_streams_and_study_seeds_are_distinct():
     seeds = [rng.run_seeds(0, rng.STREAMS, 0)]
-    keys = {s: rng.stream_key_data(0, seeds, s)[0].tobytes() for s in rng.STREAMS}
+    keys = {s: seed_axis.stream_keys(0, seeds, s)[0].tobytes() for s in rng.STREAMS}
     assert len(set(keys.values())) == 3
-    other_study = rng.stream_key_data(1, seeds, "init")[0].tobytes()
+    other_study = seed_axis.stream_keys(1, seeds, "init")[0].tobytes()
     assert other_study != keys["init"]

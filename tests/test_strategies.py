@@ -20,10 +20,15 @@ import numpy as np
 import pytest
 from jax import lax
 
-from vmaptrain import autotune, compile_options, conv_batching, hostmem, parallel, train
+from vmaptrain import autotune, train
 from vmaptrain.config import StudyConfig, StudyError
 from vmaptrain.data import load_dataset, normalize
-from vmaptrain.study import SeedStudy, build_spec, device_data, run_inputs
+from vmaptrain.engine import conv_batching, hostmem, seed_axis
+from vmaptrain.engine.programs import compile_options
+from vmaptrain.engine.strategy import Strategy
+from vmaptrain.engine.trainer import device_data, run_inputs
+from vmaptrain.specs import build_spec
+from vmaptrain.study import SeedStudy
 
 RUNS, STEPS = 2, 3
 
@@ -45,8 +50,8 @@ def setup():
 
 
 def _options(strategy):
-    """The compile options a study's programs get with `strategy` (vmaptrain.compile_options)."""
-    return compile_options.for_devices(jax.devices()[:1], strategy)
+    """The compile options a study's programs get with `strategy` (engine.programs.compile_options)."""
+    return compile_options(jax.devices()[:1], strategy)
 
 
 def _loop_logits(spec, states, dev, perms, x_test):
@@ -55,7 +60,7 @@ def _loop_logits(spec, states, dev, perms, x_test):
     evaluate = jax.jit(lambda s: train.eval_logits(spec, s, x_test))
     logits = []
     for r in range(RUNS):
-        state, perm = parallel.unstack(states, r), perms[r]
+        state, perm = seed_axis.unstack(states, r), perms[r]
         for k in range(STEPS):
             state = step(state, perm, k)
         logits.append(evaluate(state))
@@ -63,10 +68,10 @@ def _loop_logits(spec, states, dev, perms, x_test):
 
 
 def _strategy_logits(strategy, spec, states, dev, perms, x_test):
-    step_all = parallel.map_runs(lambda run, k: train.run_step(spec, run[0], dev, run[1], 0, k), strategy)
+    step_all = seed_axis.map_runs(lambda run, k: train.run_step(spec, run[0], dev, run[1], 0, k), strategy)
     step = jax.jit(lambda s, p, k: step_all((s, p), k)[0], compiler_options=_options(strategy))
     evaluate = jax.jit(
-        parallel.map_runs(lambda s, x: train.eval_logits(spec, s, x), strategy), compiler_options=_options(strategy)
+        seed_axis.map_runs(lambda s, x: train.eval_logits(spec, s, x), strategy), compiler_options=_options(strategy)
     )
     for k in range(STEPS):
         states = step(states, perms, k)
@@ -132,7 +137,7 @@ def test_routed_training_gradients_of_the_28x28_reference_net_are_autodiffs(stra
         return -jax.nn.log_softmax(out)[jnp.arange(16), y].mean()
 
     def routed(params):
-        with conv_batching.routing(parallel.routing_of(strategy)):
+        with conv_batching.routing(seed_axis.conv_routing(Strategy.parse(strategy))):
             return loss(params)
 
     want = jax.jit(jax.grad(loss))(variables["params"])
@@ -183,7 +188,7 @@ def test_host_allocator_keeps_freed_memory_on_glibc():
 
     if platform.libc_ver()[0] != "glibc":
         return
-    assert hostmem.keep_freed_memory()  # applied when parallel was imported; idempotent
+    assert hostmem.keep_freed_memory()  # applied explicitly (CPU programs do it too); idempotent
     libc = ctypes.CDLL(None)
     if not hasattr(libc, "mallinfo2"):  # glibc < 2.33
         return
@@ -232,7 +237,7 @@ def test_strategy_grammar():
         "vmap+bf16",
         "unrolled+direct+eigen",
     ):
-        assert parallel.validate_strategy(good) == good
+        assert str(Strategy.parse(good)) == good
     for bad in (
         "pmap",
         "vmap+perrun+bmm",
@@ -243,18 +248,18 @@ def test_strategy_grammar():
         "unrolled+eigen+eigen",
     ):
         with pytest.raises(ValueError, match="unknown strategy"):
-            parallel.validate_strategy(bad)
+            str(Strategy.parse(bad))
     with pytest.raises(StudyError, match="unknown strategy"):
         StudyConfig(strategy="fastest")
     with pytest.raises(ValueError, match="must be resolved"):
-        parallel.map_runs(lambda r: r, "auto")
-    assert parallel.chunk_size("map:2+direct", 5) == 2 and parallel.chunk_size("serial", 5) == 1
-    assert parallel.routing_of("vmap") is None
-    assert parallel.routing_of("unrolled+eigen") is None  # a compile option, not a routing
+        seed_axis.map_runs(lambda r: r, "auto")
+    assert Strategy.parse("map:2+direct").chunk_size(5) == 2 and Strategy.parse("serial").chunk_size(5) == 1
+    assert seed_axis.conv_routing(Strategy.parse("vmap")) is None
+    assert seed_axis.conv_routing(Strategy.parse("unrolled+eigen")) is None  # a compile option, not a routing
     many, single = autotune.candidates_for("cpu", 8), autotune.candidates_for("cpu", 1)
     assert {"serial+direct", "unrolled+direct+eigen", "serial+direct+eigen"} <= set(many)
     assert set(single) == {"unrolled", "unrolled+direct", "unrolled+eigen", "unrolled+direct+eigen"}
-    assert all(parallel.validate_strategy(c) == c for c in many + single + autotune.candidates_for("gpu", 8))
+    assert all(str(Strategy.parse(c)) == c for c in many + single + autotune.candidates_for("gpu", 8))
 
 
 def test_eigen_option_takes_convolutions_away_from_ynnpack():
@@ -267,7 +272,7 @@ def test_eigen_option_takes_convolutions_away_from_ynnpack():
         assert "xla_cpu_experimental_ynn_fusion_type" in eigen
         assert "ynn_fusion" not in hlo(eigen) and "convolution(" in hlo(eigen)
     np.testing.assert_allclose(jax.jit(conv, compiler_options=eigen)(x, w), jax.jit(conv)(x, w), rtol=1e-6)
-    assert compile_options.for_devices([], "unrolled+eigen") == {}
+    assert compile_options([], "unrolled+eigen") == {}
 
 
 # --- auto ----------------------------------------------------------------------------------------

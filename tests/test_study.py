@@ -10,7 +10,9 @@ import pytest
 
 from conftest import snapshot
 from vmaptrain.config import StudyConfig, StudyError
-from vmaptrain.study import SeedStudy, programs_for, run_inputs
+from vmaptrain.engine import programs as engine_programs
+from vmaptrain.engine.trainer import run_inputs
+from vmaptrain.study import SeedStudy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,7 +52,7 @@ def test_workdir_holds_every_output(finished):
 
 def test_same_config_gives_bitwise_identical_logits(small_config, finished):
     _, first = finished
-    programs_for.cache_clear()  # recompile from scratch
+    engine_programs.clear_cache()  # recompile from scratch
     again = SeedStudy(**small_config, num_seeds=4).run(progress=False)
     # The workdir stores float16 logits; the in-memory result keeps float32.
     np.testing.assert_array_equal(again.logits.astype(np.float16), first.logits.astype(np.float16))
@@ -82,9 +84,8 @@ def test_varying_only_order_keeps_init_weights_identical(small_config):
     import jax
     import jax.numpy as jnp
 
-    from vmaptrain.study import programs_for as _programs  # init only: trained weights differ
-
-    programs = _programs(result.spec, config.strategy, tuple(jax.devices()))
+    # init only: trained weights differ
+    programs = engine_programs.programs_for(result.spec, config.strategy, tuple(jax.devices()))
     initial = programs.init(inputs, jnp.zeros((1, 8, 8, 1)))
     for leaf in jax.tree.leaves(initial.params):
         np.testing.assert_array_equal(leaf[0], leaf[1])

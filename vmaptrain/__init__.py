@@ -29,7 +29,7 @@ _SUBMODULES = (
     "models",
     "optim",
     "outputs",
-    "parallel",
+    "engine",
     "poke",
     "rng",
     "store",

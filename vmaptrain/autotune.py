@@ -27,10 +27,13 @@ from collections.abc import Callable, Sequence
 
 import jax
 
+from vmaptrain.engine.programs import programs_for
+from vmaptrain.engine.trainer import GroupTrainer
+
 log = logging.getLogger("vmaptrain.autotune")
 
 # Per platform, best guess first. XLA:CPU: no plain "vmap" (grouped convolutions ~2× slower than
-# dense ones, cpu-measurements.md) and no "map" (convolutions in a loop ~80× slower).
+# dense ones, BUILD_NOTES.md "Measured") and no "map" (convolutions in a loop ~80× slower).
 # "+eigen" (XLA's multi-threaded convolutions instead of YNNPACK's single-threaded ones) won for
 # the reference net at S = 8 once timings were free of page-fault noise (hostmem.py), lost for
 # others: timed, not assumed. Every candidate is a compilation (a minute for a ResNet at S = 8),
@@ -187,27 +190,17 @@ def time_programs(step_fns: dict, rounds: int = 5, steps: int = 2) -> dict:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def study_stepper(config, spec, data, devices: tuple, strategy: str, group: int):
+def study_stepper(config, spec, data, devices: tuple, strategy, group: int):
     """A zero-argument function taking one training step of `group` runs of the study with
-    `strategy` (the programs the study itself will use: `study.programs_for` caches them)."""
-    import numpy as np
-
-    from vmaptrain import distributed, study
-
-    programs = study.programs_for(spec, strategy, devices)
-    mesh = programs.mesh
-    _, inputs = study.run_inputs(config, list(range(group)))
-    sample = jax.numpy.zeros((1,) + data.x_train.shape[1:], jax.numpy.float32)
-    box = {"state": programs.init(distributed.put_runs(mesh, inputs, group), sample)}
-    dev = distributed.put_replicated(mesh, study.device_data(data))
-    permutations = programs.permutations(box["state"].order_key, np.int32(0), len(data.y_train))
-    counter = [0]
+    `strategy`, through the engine's programs (cached: the study itself reuses them) and its
+    group trainer; it returns the loss sum to block on."""
+    trainer = GroupTrainer(programs_for(spec, strategy, devices), config, data)
+    box = {"state": trainer.init(range(group))}
 
     def step():
-        k = counter[0] % spec.steps_per_epoch
-        counter[0] += 1
-        box["state"], metrics = programs.step(box["state"], permutations, dev, np.int32(0), np.int32(k))
-        return metrics["loss"]
+        k = box["state"].step % spec.steps_per_epoch  # steps of epoch 0, over and over
+        box["state"] = trainer.train(box["state"], k, k + 1)
+        return box["state"].loss_sum
 
     return step
 

@@ -5,6 +5,7 @@ Binaries parse flags and call one function here; everything testable lives in th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -37,110 +38,62 @@ def _ints(text: str) -> int | list[int]:
     return ints[0] if len(ints) == 1 else ints
 
 
-def define_study_flags() -> None:
-    defaults = StudyConfig()
-    flags.DEFINE_string(
-        "dataset",
-        defaults.dataset,
-        "digits | cifar10 | cifar100 | mnist | fashion_mnist | svhn_cropped | idx:DIR | "
-        "cifar:DIR | npz:FILE | folder:DIR",
-    )
-    flags.DEFINE_string("data_dir", None, "tfds data_dir.")
-    flags.DEFINE_string("manual_dir", None, "tfds manual_dir: prepare a tfds dataset offline from local archives.")
-    flags.DEFINE_string("model", defaults.model, "Model name from the registry.")
-    flags.DEFINE_float("width", defaults.width, "Width multiplier of the model.")
-    flags.DEFINE_integer("num_seeds", defaults.num_seeds, "Number of runs.")
+# How a flag's text becomes a config value, by the field's "flag" metadata (config._field).
+_PARSERS = {
+    "floats": _floats,
+    "ints": _ints,
+    "int_list": lambda text: tuple(_as_list(_ints(text))) if text.strip() else (),
+}
+_DEFINE_BY_TYPE = {
+    "str": flags.DEFINE_string,
+    "str | None": flags.DEFINE_string,
+    "float": flags.DEFINE_float,
+    "int": flags.DEFINE_integer,
+    "bool": flags.DEFINE_bool,
+}
+
+
+def define_study_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """One flag per `StudyConfig` field (name, default and help come from the field), plus
+    --recipe and the multi-process flags."""
+    for field in dataclasses.fields(StudyConfig):
+        help_text, parse = field.metadata["help"], field.metadata["flag"]
+        if parse:  # lists and per-run values are given as text
+            default = field.default
+            text = ",".join(str(v) for v in default) if isinstance(default, tuple) else str(default)
+            flags.DEFINE_string(field.name, text, help_text, flag_values=flag_values)
+        else:
+            _DEFINE_BY_TYPE[field.type](field.name, field.default, help_text, flag_values=flag_values)
     flags.DEFINE_string(
         "recipe",
         None,
-        "A named recipe (vmaptrain.presets: small_cnn | resnet9_paper | resnet14_sd | "
-        "airbench94) setting model, optimizer, schedule, augmentation, …; flags given explicitly "
-        "override it.",
+        "A named recipe (vmaptrain.presets: small_cnn | resnet9_paper | resnet14_sd | airbench94) setting model, "
+        "optimizer, schedule, augmentation, …; flags given explicitly override it.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_float("epochs", defaults.epochs, "Training epochs per run (0 = evaluate at init; may be fractional).")
-    flags.DEFINE_integer("batch_size", defaults.batch_size, "Batch size of every run.")
-    flags.DEFINE_string("optimizer", defaults.optimizer, "sgd | nesterov | adam")
-    flags.DEFINE_string("lr", str(defaults.lr), "Peak learning rate, or one per run, comma-separated.")
-    flags.DEFINE_string("wd", str(defaults.wd), "Weight decay, or one per run.")
-    flags.DEFINE_string("momentum", str(defaults.momentum), "Momentum (β1 for adam), or one per run.")
-    flags.DEFINE_string("label_smoothing", str(defaults.label_smoothing), "Label smoothing, or one per run.")
-    flags.DEFINE_string("schedule", defaults.schedule, "linear | cosine | constant (after warmup) | piecewise")
-    flags.DEFINE_float("warmup_epochs", defaults.warmup_epochs, "Linear warmup length in epochs.")
-    flags.DEFINE_float("schedule_start", defaults.schedule_start, "piecewise: lr factor at step 0.")
-    flags.DEFINE_float("schedule_end", defaults.schedule_end, "piecewise: lr factor at the last step.")
+    flags.DEFINE_string(
+        "coordinator_address",
+        None,
+        "host:port of process 0 for a multi-process study (or env VMAPTRAIN_COORDINATOR).",
+        flag_values=flag_values,
+    )
     flags.DEFINE_integer(
-        "schedule_cycles", defaults.schedule_cycles, "Restart the schedule this many times (snapshot ensembles)."
+        "num_processes",
+        None,
+        "Processes in a multi-process study (or env VMAPTRAIN_NUM_PROCESSES).",
+        flag_values=flag_values,
     )
-    flags.DEFINE_float("norm_lr_scale", defaults.norm_lr_scale, "lr multiple of BatchNorm parameters.")
-    flags.DEFINE_float("norm_wd_scale", defaults.norm_wd_scale, "Weight-decay multiple of BatchNorm parameters.")
-    flags.DEFINE_bool("lookahead", defaults.lookahead, "airbench's lookahead (EMA every 5 steps).")
-    flags.DEFINE_string(
-        "tta",
-        defaults.tta,
-        "Test-time augmentation of the stored predictions: none | flip | "
-        "airbench | crop25 | crop81 | flip_crop25 | flip_crop81 | crop:P:S | flip_crop:P:S",
-    )
-    flags.DEFINE_string("snapshot_epochs", "", "Also store test logits after these epochs, comma-separated.")
-    flags.DEFINE_string("flip", defaults.flip, "none | random | alternating")
-    flags.DEFINE_integer("translate", defaults.translate, "Random translation padding in pixels.")
-    flags.DEFINE_string("translate_mode", defaults.translate_mode, "zero | reflect")
-    flags.DEFINE_integer("cutout", defaults.cutout, "Cutout square size in pixels (0 = off).")
-    flags.DEFINE_string(
-        "vary", defaults.vary, "Streams that differ between runs: all, none, or a subset of init,order,aug."
-    )
-    flags.DEFINE_integer("seed", defaults.seed, "Study seed.")
-    flags.DEFINE_integer("fixed_seed", defaults.fixed_seed, "Seed shared by the streams not in --vary.")
-    flags.DEFINE_string(
-        "poke_step", str(defaults.poke_step), "Step at which to poke one weight (-1 = never), or one per run."
-    )
-    flags.DEFINE_float("poke_factor", defaults.poke_factor, "Factor the poked weight is multiplied by.")
-    flags.DEFINE_string("poke_param", None, "Parameter path to poke, e.g. conv0/kernel (default: the first).")
-    flags.DEFINE_string("poke_index", str(defaults.poke_index), "Flat index of the poked weight, or one per run.")
-    flags.DEFINE_string(
-        "strategy",
-        defaults.strategy,
-        "How runs are batched: auto (time candidates, cache the fastest) | "
-        "vmap | unrolled | serial | chunk:K | map[:K], optionally +direct, +perrun|+bmm, +bf16, +eigen "
-        "(see vmaptrain/parallel.py)",
-    )
-    flags.DEFINE_integer("group_size", defaults.group_size, "Train runs in groups of this size (0 = all at once).")
-    flags.DEFINE_integer("eval_batch_size", defaults.eval_batch_size, "Test examples per evaluation batch.")
     flags.DEFINE_integer(
-        "checkpoint_every_steps",
-        defaults.checkpoint_every_steps,
-        "Checkpoint every N optimizer steps (0 = by time only).",
+        "process_id",
+        None,
+        "This process's id in a multi-process study (or env VMAPTRAIN_PROCESS_ID).",
+        flag_values=flag_values,
     )
-    flags.DEFINE_float(
-        "checkpoint_every_minutes",
-        defaults.checkpoint_every_minutes,
-        "Checkpoint every M minutes (0 = by steps only; single-process studies).",
-    )
-    flags.DEFINE_string(
-        "coordinator_address", None, "host:port of process 0 for a multi-process study (or env VMAPTRAIN_COORDINATOR)."
-    )
-    flags.DEFINE_integer("num_processes", None, "Processes in a multi-process study (or env VMAPTRAIN_NUM_PROCESSES).")
-    flags.DEFINE_integer(
-        "process_id", None, "This process's id in a multi-process study (or env VMAPTRAIN_PROCESS_ID)."
-    )
-
-
-# Flags whose text is parsed into a config value (per-run lists, integer lists).
-_PARSED = {
-    "lr": _floats,
-    "wd": _floats,
-    "momentum": _floats,
-    "label_smoothing": _floats,
-    "poke_step": _ints,
-    "poke_index": _ints,
-    "snapshot_epochs": lambda text: tuple(_as_list(_ints(text))) if text.strip() else (),
-}
 
 
 def study_config(values) -> StudyConfig:
     """The study the flags describe: --recipe's fields, then every flag given explicitly
     (without a recipe, every flag's value, defaults included)."""
-    import dataclasses
-
     from vmaptrain import presets
 
     fields = {}
@@ -153,19 +106,20 @@ def study_config(values) -> StudyConfig:
         if values.recipe and name in fields and not values[name].present:
             continue
         value = values[name].value
-        fields[name] = _PARSED[name](value) if name in _PARSED else value
+        parse = field.metadata["flag"]
+        fields[name] = _PARSERS[parse](value) if parse else value
     if isinstance(fields.get("epochs"), float) and fields["epochs"].is_integer():
         fields["epochs"] = int(fields["epochs"])
     return StudyConfig(**fields)
 
 
 def train_seeds(values) -> None:
-    from vmaptrain import distributed
+    from vmaptrain.engine import placement
     from vmaptrain.study import SeedStudy
 
     config = study_config(values)  # validate flags before joining other processes
     try:
-        distributed.initialize(values.coordinator_address, values.num_processes, values.process_id)
+        placement.initialize(values.coordinator_address, values.num_processes, values.process_id)
     except (KeyError, ValueError, RuntimeError) as err:
         raise StudyError(f"cannot join the multi-process study: {err}") from None
     result = SeedStudy(config).run(values.workdir, overwrite=values.overwrite)
@@ -208,7 +162,7 @@ def run_or_exit(action) -> None:
 
     from vmaptrain.checkpoint import CheckpointError
     from vmaptrain.data import DataError
-    from vmaptrain.study import StudyInterrupted
+    from vmaptrain.engine.hooks import StudyInterrupted
 
     logging.set_verbosity(logging.WARNING)  # keep stderr for progress and errors
     try:

@@ -6,7 +6,8 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from vmaptrain import optim, parallel, rng, tta
+from vmaptrain import optim, rng, tta
+from vmaptrain.engine.strategy import Strategy
 
 PerRun = float | Sequence[float]
 
@@ -20,6 +21,9 @@ EXECUTION_FIELDS = (
     "manual_dir",
     "checkpoint_every_steps",
     "checkpoint_every_minutes",
+    "eval_every_epochs",
+    "tensorboard",
+    "keep_weights",
 )
 PER_RUN_FIELDS = ("lr", "wd", "momentum", "label_smoothing", "poke_step", "poke_index")
 
@@ -28,47 +32,77 @@ class StudyError(ValueError):
     """A bad study configuration or workdir; the message is one line a user can act on."""
 
 
+def _field(default, help: str, flag: str = "") -> dataclasses.Field:
+    """A config field with its flag help (`vmaptrain.cli` generates the flags from these).
+    `flag` is how the flag's text is parsed: "floats" (a number, or one per run), "ints" (an
+    integer, or one per run), "int_list" (comma-separated integers); default: the field's type."""
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag})
+
+
 @dataclasses.dataclass
 class StudyConfig:
-    dataset: str = "digits"
-    model: str = "small_cnn"
-    width: float = 1.0
-    num_seeds: int = 32
-    epochs: float = 20  # may be fractional (airbench trains 9.9): ceil(epochs · steps/epoch) steps
-    batch_size: int = 64
-    optimizer: str = "nesterov"
-    lr: PerRun = 0.05
-    wd: PerRun = 5e-4
-    momentum: PerRun = 0.9
-    label_smoothing: PerRun = 0.0
-    schedule: str = "linear"
-    warmup_epochs: float = 0.0
-    schedule_start: float = 0.0  # piecewise: lr factor at step 0 (rises to 1 at warmup_epochs)
-    schedule_end: float = 0.0  # piecewise: lr factor at the last step
-    schedule_cycles: int = 1  # > 1: the schedule restarts (snapshot ensembles)
-    norm_lr_scale: float = 1.0  # lr multiple of BatchNorm parameters
-    norm_wd_scale: float = 1.0  # weight-decay multiple of BatchNorm parameters
-    lookahead: bool = False  # airbench's lookahead (train.lookahead)
-    tta: str = "none"  # test-time augmentation of the stored predictions (vmaptrain.tta)
-    snapshot_epochs: tuple = ()  # also store test logits after these epochs (snapshot ensembles)
-    flip: str = "none"
-    translate: int = 0
-    translate_mode: str = "zero"
-    cutout: int = 0
-    vary: str = "all"
-    seed: int = 0
-    fixed_seed: int = 0
-    poke_step: PerRun = -1
-    poke_factor: float = 1.001
-    poke_param: str | None = None
-    poke_index: PerRun = 0
-    strategy: str = "unrolled"
-    group_size: int = 0
-    eval_batch_size: int = 1000
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    checkpoint_every_steps: int = 0  # 0 = by time only
-    checkpoint_every_minutes: float = 10.0  # 0 = by steps only
+    dataset: str = _field(
+        "digits",
+        "digits | cifar10 | cifar100 | mnist | fashion_mnist | svhn_cropped | idx:DIR | cifar:DIR | npz:FILE | "
+        "folder:DIR",
+    )
+    model: str = _field(
+        "small_cnn", "Model name from the registry: small_cnn | resnet14_sd | resnet9_paper | airbench94."
+    )
+    width: float = _field(1.0, "Width multiplier of the model.")
+    num_seeds: int = _field(32, "Number of runs.")
+    epochs: float = _field(
+        20, "Training epochs per run (0 = evaluate at init; may be fractional: ceil(epochs · steps/epoch) steps)."
+    )
+    batch_size: int = _field(64, "Batch size of every run.")
+    optimizer: str = _field("nesterov", "sgd | nesterov | adam")
+    lr: PerRun = _field(0.05, "Peak learning rate, or one per run, comma-separated.", "floats")
+    wd: PerRun = _field(5e-4, "Weight decay, or one per run.", "floats")
+    momentum: PerRun = _field(0.9, "Momentum (β1 for adam), or one per run.", "floats")
+    label_smoothing: PerRun = _field(0.0, "Label smoothing, or one per run.", "floats")
+    schedule: str = _field("linear", "linear | cosine | constant (after warmup) | piecewise")
+    warmup_epochs: float = _field(0.0, "Linear warmup length in epochs.")
+    schedule_start: float = _field(0.0, "piecewise: lr factor at step 0 (rises to 1 at warmup_epochs).")
+    schedule_end: float = _field(0.0, "piecewise: lr factor at the last step.")
+    schedule_cycles: int = _field(1, "Restart the schedule this many times (snapshot ensembles).")
+    norm_lr_scale: float = _field(1.0, "lr multiple of BatchNorm parameters.")
+    norm_wd_scale: float = _field(1.0, "Weight-decay multiple of BatchNorm parameters.")
+    lookahead: bool = _field(False, "airbench's lookahead (EMA every 5 steps).")
+    tta: str = _field(
+        "none",
+        "Test-time augmentation of the stored predictions: none | flip | airbench | crop25 | crop81 | "
+        "flip_crop25 | flip_crop81 | crop:P:S | flip_crop:P:S",
+    )
+    snapshot_epochs: tuple = _field((), "Also store test logits after these epochs, comma-separated.", "int_list")
+    flip: str = _field("none", "none | random | alternating")
+    translate: int = _field(0, "Random translation padding in pixels.")
+    translate_mode: str = _field("zero", "zero | reflect")
+    cutout: int = _field(0, "Cutout square size in pixels (0 = off).")
+    vary: str = _field("all", "Streams that differ between runs: all, none, or a subset of init,order,aug.")
+    seed: int = _field(0, "Study seed.")
+    fixed_seed: int = _field(0, "Seed shared by the streams not in --vary.")
+    poke_step: PerRun = _field(-1, "Step at which to poke one weight (-1 = never), or one per run.", "ints")
+    poke_factor: float = _field(1.001, "Factor the poked weight is multiplied by.")
+    poke_param: str | None = _field(None, "Parameter path to poke, e.g. conv0/kernel (default: the model's).")
+    poke_index: PerRun = _field(0, "Flat index of the poked weight, or one per run.", "ints")
+    strategy: str = _field(
+        "unrolled",
+        "How runs are batched: auto (time candidates, cache the fastest) | vmap | unrolled | serial | chunk:K | "
+        "map[:K], optionally +direct, +perrun|+bmm, +bf16, +eigen (see vmaptrain/engine/strategy.py)",
+    )
+    group_size: int = _field(0, "Train runs in groups of this size (0 = all at once).")
+    eval_batch_size: int = _field(1000, "Test examples per evaluation batch.")
+    eval_every_epochs: int = _field(
+        0, "Also evaluate every run's test accuracy every E epochs into metrics.jsonl (0 = only at the end)."
+    )
+    tensorboard: bool = _field(True, "Write TensorBoard event files, one directory per run (needs tensorboard).")
+    keep_weights: bool = _field(False, "Save every run's final variables (orbax) in the workdir's weights/.")
+    data_dir: str | None = _field(None, "tfds data_dir.")
+    manual_dir: str | None = _field(None, "tfds manual_dir: prepare a tfds dataset offline from local archives.")
+    checkpoint_every_steps: int = _field(0, "Checkpoint every N optimizer steps (0 = by time only).")
+    checkpoint_every_minutes: float = _field(
+        10.0, "Checkpoint every M minutes (0 = by steps only; single-process studies)."
+    )
 
     def __post_init__(self):
         if isinstance(self.snapshot_epochs, list):
@@ -96,6 +130,10 @@ class StudyConfig:
             isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}"
         )
         need(self.eval_batch_size >= 1, f"eval_batch_size must be ≥ 1, got {self.eval_batch_size}")
+        need(
+            isinstance(self.eval_every_epochs, int) and self.eval_every_epochs >= 0,
+            f"eval_every_epochs must be an integer ≥ 0 (0 = only at the end), got {self.eval_every_epochs!r}",
+        )
         need(self.group_size >= 0, f"group_size must be ≥ 0 (0 = all runs at once), got {self.group_size}")
         need(self.checkpoint_every_steps >= 0, f"checkpoint_every_steps must be ≥ 0, got {self.checkpoint_every_steps}")
         need(
@@ -131,7 +169,7 @@ class StudyConfig:
         need(self.poke_factor > 0, f"poke_factor must be > 0, got {self.poke_factor}")
         try:
             rng.parse_vary(self.vary)
-            parallel.validate_strategy(self.strategy)
+            self.parsed_strategy = Strategy.parse(self.strategy)
             tta.views(self.tta)
         except ValueError as err:
             raise StudyError(str(err)) from None

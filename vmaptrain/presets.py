@@ -2,8 +2,10 @@
 
 A recipe is a dict of `StudyConfig` fields; `dataset`, `num_seeds` and `width` are left to the
 caller (a replication scale, or the user), and so is `epochs` except for airbench94, whose
-schedule is laid out for its 9.9 epochs. Sources: ../shared/reference/paper-configs.md
-(ResNet-9 of Calibrated Chaos, from ffcv-cifar; airbench94 §1.1) and statistics.md §2.3 (Summers & Dinneen).
+schedule is laid out for its 9.9 epochs. The facts behind each recipe, their sources and where vmaptrain
+departs from them are in docs/presets.md: Calibrated Chaos App. A.1 and KellerJordan/ffcv-cifar (resnet9_paper),
+Summers & Dinneen 2021 and their code ceciliaresearch/nondeterminism_instability (resnet14_sd), and
+KellerJordan/cifar10-airbench `legacy/airbench94.py` (airbench94).
 """
 
 from __future__ import annotations

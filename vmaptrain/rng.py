@@ -16,7 +16,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 STREAMS = ("init", "order", "aug")
 # Distinct tags keep streams independent even when two streams share an integer seed.
@@ -62,20 +61,6 @@ def run_seeds(run_index: int, vary: tuple[str, ...], fixed_seed: int) -> RunSeed
 def stream_key(study_seed: int, seed: int, stream: str) -> jax.Array:
     """The typed key of one stream; depends only on (study_seed, seed, stream)."""
     return stream_key_traced(study_seed, seed, STREAM_TAG[stream])
-
-
-def stream_key_data(study_seed: int, seeds: list[RunSeeds], stream: str) -> np.ndarray:
-    """Raw uint32 key data [runs, 2] for one stream of many runs (orbax- and vmap-friendly)."""
-    ints = jnp.asarray([getattr(s, stream) for s in seeds], jnp.uint32)
-    data = _stream_key_data(study_seed, ints, STREAM_TAG[stream])
-    return np.asarray(data, np.uint32)
-
-
-@jax.jit
-def _stream_key_data(study_seed, seeds, tag):
-    # fold_in is elementwise threefry, so vmapping it gives the same bits as one call per run.
-    derive = lambda s: jax.random.key_data(stream_key_traced(study_seed, s, tag))
-    return jax.vmap(derive)(seeds)
 
 
 def stream_key_traced(study_seed, seed, tag) -> jax.Array:

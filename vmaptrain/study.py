@@ -1,39 +1,42 @@
 """The Python API: a configuration in, a trained seed study (and its workdir) out.
 
-A study trains its runs in groups; inside a group the runs are stacked, sharded over the
-devices (`distributed`) and batched per device by a strategy (`parallel`). With a workdir the
-study resumes by default: a group restarts from its latest orbax checkpoint, and groups
-whose predictions are already stored are skipped.
+A study trains its runs in groups with the engine's `GroupTrainer` (runs stacked, sharded over
+the devices, batched per device by a strategy); this module owns what is around it: the
+workdir, resume, the hooks that write checkpoints, snapshots, metrics and progress, and the
+assembly of the outputs. With a workdir the study resumes by default: a group restarts from its
+latest orbax checkpoint, and groups whose predictions are already stored are skipped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
-import math
 import os
 import shutil
-import signal
-import sys
-import threading
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from vmaptrain import augment, distributed, models, optim, outputs, poke, rng, store, tta
+from vmaptrain import autotune, metrics, outputs, store
 from vmaptrain import workdir as workdirs
 from vmaptrain.checkpoint import GroupCheckpoints
 from vmaptrain.config import StudyConfig, StudyError
-from vmaptrain.data import DataError, Dataset, load_dataset, normalize
-from vmaptrain.models import ModelError, make_model
-from vmaptrain.train import Hyper, TrainSpec
+from vmaptrain.data import DataError, Dataset, load_dataset
+from vmaptrain.engine import hooks, placement
+from vmaptrain.engine.hooks import StudyInterrupted, TermGuard
+from vmaptrain.engine.programs import programs_for
+from vmaptrain.engine.trainer import GroupTrainer
+from vmaptrain.specs import build_spec, check_model, variables_shape
+from vmaptrain.train import TrainSpec
 
-
-class StudyInterrupted(RuntimeError):
-    """SIGTERM arrived; the state was checkpointed and the same command resumes."""
+__all__ = [
+    "SeedStudy",
+    "StudyResult",
+    "StudyInterrupted",
+    "TermGuard",
+    "final_variables",
+    "load_result",
+    "summarize",
+]
 
 
 @dataclasses.dataclass
@@ -47,262 +50,66 @@ class StudyResult:
     snapshots: dict = dataclasses.field(default_factory=dict)  # {epoch: [runs, n, k] logits}
 
 
-class Progress:
-    """One line per epoch on stderr: epoch, runs done, runs/s, ETA."""
+@dataclasses.dataclass
+class _Group:
+    """What one trained group hands back: this process's runs."""
 
-    def __init__(self, total_runs: int, epochs: int, stream=sys.stderr):
-        self.total_runs, self.epochs, self.stream = total_runs, max(epochs, 1), stream
-        self.start = time.perf_counter()
-        self.run_epochs = 0.0
-        self.skipped = 0
-
-    def skip(self, runs: int) -> None:
-        self.skipped += runs
-
-    def update(self, epoch: int, runs_done: int, group_runs: int) -> None:
-        self.run_epochs += group_runs
-        elapsed = time.perf_counter() - self.start
-        runs_per_s = self.run_epochs / self.epochs / max(elapsed, 1e-9)
-        remaining = self.total_runs - self.skipped - self.run_epochs / self.epochs
-        eta = remaining / runs_per_s if runs_per_s > 0 else float("inf")
-        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
-        self.stream.write(
-            f"epoch {epoch}/{self.epochs} | runs done {runs_done}/{self.total_runs} | "
-            f"{runs_per_s:.3f} runs/s | ETA {eta_text}\n"
-        )
-        self.stream.flush()
-
-
-class TermGuard:
-    """Turns SIGTERM into a flag the training loop checks between steps."""
-
-    def __init__(self):
-        self.stop = False
-
-    @contextlib.contextmanager
-    def installed(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = signal.signal(signal.SIGTERM, self._handle)
-        try:
-            yield self
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    def _handle(self, signum, frame):
-        self.stop = True
-
-
-def build_spec(config: StudyConfig, data: Dataset) -> TrainSpec:
-    n = len(data.y_train)
-    if config.batch_size > n:
-        raise StudyError(f"batch_size {config.batch_size} is larger than the training set ({n} examples)")
-    steps_per_epoch = n // config.batch_size
-    total = max(config.total_steps(steps_per_epoch), 1)
-    try:
-        train_images = None
-        if getattr(models.REGISTRY.get(config.model), "needs_training_images", False):
-            # Only the images the whitening uses are normalised (not the whole training set).
-            train_images = normalize(data.x_train[models.whitening_sample(n)], data.mean, data.std)
-        model = make_model(config.model, data.num_classes, config.width, train_images)
-        aug = augment.AugmentConfig(
-            flip=config.flip, translate=config.translate, translate_mode=config.translate_mode, cutout=config.cutout
-        )
-        aug.check_image_size(*data.x_train.shape[1:3])
-        tta.check(config.tta, *data.x_train.shape[1:3])
-        schedule = optim.Schedule(
-            config.schedule,
-            total,
-            int(round(config.warmup_epochs * steps_per_epoch)),
-            start=config.schedule_start,
-            end=config.schedule_end,
-            cycles=config.schedule_cycles,
-        )
-    except (ModelError, ValueError) as err:
-        raise StudyError(str(err)) from None
-    poke_path = None
-    if any(step >= 0 for step in config.per_run("poke_step")):
-        poke_path = config.poke_param or model.default_poke_param
-    limited = tuple(
-        (path, int(round(epochs * steps_per_epoch)))
-        for path, epochs in sorted(getattr(model, "train_only_epochs", {}).items())
-    )
-    return TrainSpec(
-        model=model,
-        optimizer=config.optimizer,
-        schedule=schedule,
-        batch_size=config.batch_size,
-        steps_per_epoch=steps_per_epoch,
-        augment=aug,
-        poke_path=poke_path,
-        norm_lr_scale=config.norm_lr_scale,
-        norm_wd_scale=config.norm_wd_scale,
-        limited=limited,
-        lookahead=config.lookahead,
-        tta=config.tta,
-    )
-
-
-def check_model(spec: TrainSpec, data: Dataset) -> None:
-    sample = jnp.zeros((1,) + data.x_train.shape[1:], jnp.float32)
-    try:
-        shapes = jax.eval_shape(lambda: spec.model.init(jax.random.key(0), sample, train=False))
-    except ValueError as err:
-        raise StudyError(f"model '{spec.model.__class__.__name__}' cannot take {data.name} images: {err}") from None
-    if spec.poke_path is not None:
-        try:
-            size = poke.check_path(shapes["params"], spec.poke_path)
-        except ValueError as err:
-            raise StudyError(str(err)) from None
-        return size
-    return 0
-
-
-def device_data(data: Dataset) -> dict:
-    """The training set and normalisation constants (host arrays; placed once per study)."""
-    # Cutout fills with the mean colour truncated to integers, as the paper's pipeline did.
-    fill = np.clip(np.floor(data.mean), 0, 255).astype(data.x_train.dtype)
-    return {
-        "x_train": data.x_train,
-        "y_train": data.y_train.astype(np.int32),
-        "mean": data.mean.astype(np.float32),
-        "std": data.std.astype(np.float32),
-        "fill": fill,
-    }
-
-
-def run_inputs(config: StudyConfig, indices: list[int]):
-    """Per-run init inputs for the runs `indices`: keys, hyperparameters, pokes (stacked)."""
-    vary = rng.parse_vary(config.vary)
-    seeds = [rng.run_seeds(i, vary, config.fixed_seed) for i in indices]
-    keys = {s: rng.stream_key_data(config.seed, seeds, s) for s in rng.STREAMS}
-
-    def column(name, dtype):
-        values = config.per_run(name)
-        return np.asarray([values[i] for i in indices], dtype)
-
-    hyper = Hyper(
-        lr=column("lr", np.float32),
-        wd=column("wd", np.float32),
-        momentum=column("momentum", np.float32),
-        label_smoothing=column("label_smoothing", np.float32),
-    )
-    pokes = poke.Poke(
-        step=column("poke_step", np.int32),
-        index=column("poke_index", np.int32),
-        factor=np.full((len(indices),), config.poke_factor, np.float32),
-    )
-    return seeds, (keys["init"], keys["order"], keys["aug"], hyper, pokes)
-
-
-@functools.lru_cache(maxsize=32)
-def programs_for(spec: TrainSpec, strategy: str, devices: tuple) -> distributed.ShardedPrograms:
-    """Studies with the same spec, strategy and devices share one compilation."""
-    return distributed.ShardedPrograms(spec, strategy, distributed.Mesh(np.asarray(devices), (distributed.AXIS,)))
-
-
-def evaluate(programs, state, data: Dataset, batch: int) -> np.ndarray:
-    """This process's runs' logits on the test split, [local runs, examples, classes] float32."""
-    x_test = data.x_test
-    n = len(x_test)
-    batch = min(batch, n)
-    padded = math.ceil(n / batch) * batch
-    # Pad to whole batches (BN is in eval mode, so padding never touches real examples).
-    images = np.concatenate([x_test, np.zeros((padded - n,) + x_test.shape[1:], x_test.dtype)])
-    chunks = []
-    for start in range(0, padded, batch):
-        x = normalize(images[start : start + batch], data.mean, data.std)
-        x = distributed.put_replicated(programs.mesh, np.asarray(x))
-        chunks.append(distributed.local_runs(programs.eval(state, x)))
-    return np.concatenate(chunks, axis=1)[:, :n].astype(np.float32)
-
-
-def _checkpoint_due(config, steps_since, seconds_since) -> bool:
-    if config.checkpoint_every_steps and steps_since >= config.checkpoint_every_steps:
-        return True
-    # Time-based saves need every process to agree, so they are single-process only.
-    minutes = config.checkpoint_every_minutes
-    return bool(minutes) and jax.process_count() == 1 and seconds_since >= 60 * minutes
+    indices: list[int]
+    seeds: list
+    logits: np.ndarray
+    train_loss: np.ndarray
+    diverged: np.ndarray
+    state: object
+    snapshots: dict
 
 
 def train_group(
-    programs,
-    config: StudyConfig,
-    data: Dataset,
-    dev: dict,
+    trainer: GroupTrainer,
     start: int,
     end: int,
-    ckpt: GroupCheckpoints | None,
+    workdir: str | None,
     guard: TermGuard,
-    meter: Progress | None,
-    snapshot_dir: str | None = None,
-):
-    """Train runs start..end-1 together; returns this process's (indices, seeds, logits, facts).
-
-    Snapshot logits (config.snapshot_epochs) go to `snapshot_dir`'s store as they are made.
-    """
-    spec, mesh = programs.spec, programs.mesh
-    size = end - start
-    local = distributed.local_run_slice(mesh, size)
-    indices = list(range(start + local.start, start + local.stop))
-    seeds, inputs = run_inputs(config, indices)
-    sample = jnp.zeros((1,) + data.x_train.shape[1:], jnp.float32)
-    state = programs.init(distributed.put_runs(mesh, inputs, size), sample)
-    zeros = distributed.put_runs(mesh, np.zeros(len(indices), np.float32), size)
-    carry = {"run": state, "loss_sum": zeros, "last_loss": zeros + jnp.nan}
-    position = {"epoch": 0, "step_in_epoch": 0}
+    meter: hooks.Progress | None,
+    sink: metrics.MetricsWriter | None,
+) -> _Group:
+    """Train runs start..end-1 together (resuming from the group's checkpoint), with the study's
+    hooks: metrics, snapshots, progress, then checkpoint/SIGTERM (so what an epoch wrote is
+    on disk before the checkpoint that skips it)."""
+    config = trainer.config
+    state = trainer.init(range(start, end))
+    ckpt = GroupCheckpoints(workdirs.checkpoint_dir(workdir, start, end)) if workdir is not None else None
     if ckpt is not None:
-        shardings = jax.tree.map(lambda a: a.sharding, carry)
-        restored = ckpt.restore(carry, shardings)
+        tree = state.checkpoint_tree()
+        restored = ckpt.restore(tree, jax.tree.map(lambda a: a.sharding, tree))
         if restored is not None:
-            carry, position = restored
-    n, spe = len(data.y_train), spec.steps_per_epoch
-    total_steps = config.total_steps(spe)
-    done_steps = position["epoch"] * spe + position["step_in_epoch"]
-    last_save, last_save_time = done_steps, time.monotonic()
-    state, loss_sum, last_loss = carry["run"], carry["loss_sum"], carry["last_loss"]
-    snapshots = {}
-    for epoch in range(position["epoch"], math.ceil(total_steps / spe)):
-        permutations = programs.permutations(state.order_key, np.int32(epoch), n)
-        first = position["step_in_epoch"] if epoch == position["epoch"] else 0
-        steps = min(spe, total_steps - epoch * spe)  # the last epoch may be partial
-        for k in range(first, steps):
-            state, metrics = programs.step(state, permutations, dev, np.int32(epoch), np.int32(k))
-            loss_sum = loss_sum + metrics["loss"]
-            done_steps += 1
-            if k + 1 == steps:
-                last_loss, loss_sum = loss_sum / steps, loss_sum * 0
-            if ckpt is not None and (
-                guard.stop or _checkpoint_due(config, done_steps - last_save, time.monotonic() - last_save_time)
-            ):
-                next_position = (
-                    {"epoch": epoch + 1, "step_in_epoch": 0}
-                    if k + 1 == steps
-                    else {"epoch": epoch, "step_in_epoch": k + 1}
-                )
-                ckpt.save(done_steps, {"run": state, "loss_sum": loss_sum, "last_loss": last_loss}, next_position)
-                last_save, last_save_time = done_steps, time.monotonic()
-                if guard.stop:
-                    raise StudyInterrupted(
-                        f"stopped by SIGTERM at epoch {epoch + 1}, step {k + 1}; checkpoint "
-                        f"saved — rerun the same command to resume"
-                    )
-        if epoch + 1 in config.snapshot_epochs:
-            snapshots[epoch + 1] = evaluate(programs, state, data, config.eval_batch_size)
-            if snapshot_dir is not None:
-                workdirs.write_snapshot(snapshot_dir, epoch + 1, indices[0], snapshots[epoch + 1])
-        if meter is not None and jax.process_index() == 0:
-            jax.block_until_ready(last_loss)
-            meter.update(epoch + 1, start + (size if epoch + 1 == meter.epochs else 0), size)
-    logits = evaluate(programs, state, data, config.eval_batch_size)
-    facts = {
-        "diverged": distributed.local_runs(state.diverged),
-        "train_loss": distributed.local_runs(last_loss).astype(np.float64),
-        "state": distributed.local_runs(state),
-        "snapshots": snapshots,
-    }
-    return indices, seeds, logits, facts
+            state = trainer.with_checkpoint(state, *restored)
+    write_snapshot = (lambda e, first, lg: workdirs.write_snapshot(workdir, e, first, lg)) if workdir else None
+    snapshots = hooks.SnapshotHook(config.snapshot_epochs, write_snapshot)
+    hook_list = []
+    if sink is not None:
+        hook_list.append(hooks.MetricsHook(sink, config.eval_every_epochs, (start, end)))
+    hook_list.append(snapshots)
+    if meter is not None:
+        hook_list.append(hooks.ProgressHook(meter, start, end - start))
+    if ckpt is not None:
+        hook_list.append(
+            hooks.CheckpointHook(ckpt, guard, config.checkpoint_every_steps, config.checkpoint_every_minutes)
+        )
+    try:
+        state = trainer.train(state, hooks=hook_list)
+        logits = trainer.evaluate(state)
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+    return _Group(
+        indices=list(state.indices),
+        seeds=list(state.seeds),
+        logits=logits,
+        train_loss=placement.local_runs(state.last_loss).astype(np.float64),
+        diverged=placement.local_runs(state.run.diverged),
+        state=placement.local_runs(state.run),
+        snapshots=snapshots.logits,
+    )
 
 
 class SeedStudy:
@@ -332,54 +139,58 @@ class SeedStudy:
             raise StudyError(str(err)) from None
         spec = build_spec(config, data)
         check_model(spec, data)
-        mesh = distributed.seed_mesh()
+        mesh = placement.seed_mesh()
+        devices = tuple(mesh.devices.flat)
         group = config.group_size or config.num_seeds
         try:
-            distributed.check_divisible(config.num_seeds, mesh, "num_seeds")
-            distributed.check_divisible(group, mesh, "group_size")
+            placement.check_divisible(config.num_seeds, mesh, "num_seeds")
+            placement.check_divisible(group, mesh, "group_size")
         except ValueError as err:
             raise StudyError(str(err)) from None
+        strategy = config.parsed_strategy
+        if strategy.is_auto:
+            strategy = autotune.resolve(config, spec, data, devices, group)
+        programs = programs_for(spec, strategy, devices)
         if workdir is not None:  # only a study that can start claims its workdir
-            workdirs.claim(workdir, config, overwrite, writer)
-        strategy = config.strategy
-        if strategy == "auto":
-            from vmaptrain import autotune
-
-            strategy = autotune.resolve(config, spec, data, tuple(mesh.devices.flat), group)
-        programs = programs_for(spec, strategy, tuple(mesh.devices.flat))
-        dev = distributed.put_replicated(mesh, device_data(data))
+            workdirs.claim(workdir, config, overwrite, writer, environment=programs.environment)
+        trainer = GroupTrainer(programs, config, data)
         finished = workdirs.finished_runs(workdir) if workdir is not None else set()
-        meter = Progress(config.num_seeds, math.ceil(config.epochs)) if progress and writer else None
-        logits, runs, states, snapshots = [], [], [], []
+        meter = None
+        if progress and writer:
+            meter = hooks.Progress(config.num_seeds, trainer.total_steps, trainer.steps_per_epoch)
+        sink = metrics.MetricsWriter(workdir, config.tensorboard) if workdir is not None else None
+        groups: list[_Group] = []
+        runs = []
         guard = TermGuard()
-        with guard.installed():
-            for start in range(0, config.num_seeds, group):
-                end = min(start + group, config.num_seeds)
-                if finished.issuperset(range(start, end)):
-                    if meter is not None:
-                        meter.skip(end - start)
-                    continue
-                ckpt = GroupCheckpoints(workdirs.checkpoint_dir(workdir, start, end)) if workdir else None
-                indices, seeds, group_logits, facts = train_group(
-                    programs, config, data, dev, start, end, ckpt, guard, meter, workdir
-                )
-                rows = describe_runs(config, indices, seeds, group_logits, data.y_test, facts)
-                if workdir is not None:
-                    workdirs.write_block(workdir, indices[0], group_logits, rows)
-                    ckpt.close()
-                    _barrier(f"group-{start}")
-                    if writer:
-                        shutil.rmtree(workdirs.checkpoint_dir(workdir, start, end), ignore_errors=True)
-                logits.append(group_logits)
-                runs.extend(rows)
-                states.append(facts["state"])
-                snapshots.append(facts["snapshots"])
-        trained_all = sum(len(s.step) for s in states) == config.num_seeds
-        state = jax.tree.map(lambda *parts: np.concatenate(parts), *states) if trained_all else None
+        try:
+            with guard.installed():
+                for start in range(0, config.num_seeds, group):
+                    end = min(start + group, config.num_seeds)
+                    if finished.issuperset(range(start, end)):
+                        if meter is not None:
+                            meter.skip(end - start)
+                        continue
+                    trained = train_group(trainer, start, end, workdir, guard, meter, sink)
+                    rows = describe_runs(config, trained, data.y_test)
+                    if workdir is not None:
+                        if config.keep_weights:
+                            workdirs.write_weights(workdir, trained.indices[0], trained.state)
+                        workdirs.write_block(workdir, trained.indices[0], trained.logits, rows)
+                        _barrier(f"group-{start}")
+                        if writer:
+                            shutil.rmtree(workdirs.checkpoint_dir(workdir, start, end), ignore_errors=True)
+                    groups.append(trained)
+                    runs.extend(rows)
+        finally:
+            if sink is not None:
+                sink.close()
+        trained_all = sum(len(g.indices) for g in groups) == config.num_seeds
+        states = [g.state for g in groups]
+        state = jax.tree.map(lambda *parts: np.concatenate(parts), *states) if trained_all and states else None
         if workdir is None:
-            logits = np.concatenate(logits)
+            logits = np.concatenate([g.logits for g in groups])
             summary = summarize(logits, data.y_test, runs)
-            snapshots = {e: np.concatenate([s[e] for s in snapshots]) for e in config.snapshot_epochs}
+            snapshots = {e: np.concatenate([g.snapshots[e] for g in groups]) for e in config.snapshot_epochs}
             return StudyResult(
                 logits=logits,
                 labels=np.asarray(data.y_test, np.int32),
@@ -391,14 +202,41 @@ class SeedStudy:
             )
         _barrier("assemble")
         if writer:
-            all_logits, all_runs = workdirs.assemble(workdir, config.num_seeds)
-            summary = summarize(all_logits.astype(np.float32), data.y_test, all_runs)
-            title = f"{config.model} on {config.dataset}: {config.num_seeds} runs, {config.epochs} epochs"
-            outputs.write_results(workdir, all_logits, np.asarray(data.y_test), all_runs, summary, title)
+            assemble(workdir, config, data)
         _barrier("written")
         result = load_result(workdir)
         result.state, result.spec = state, spec
         return result
+
+
+def final_variables(config: StudyConfig, workdir: str, progress: bool = True):
+    """Train (or resume, or read back) a study that keeps its weights (`keep_weights`); its
+    final stacked variables {params, batch_stats} (host arrays) and its result (with `spec`).
+
+    A study that finished earlier without keep_weights has only logits: it is retrained.
+    """
+    config = dataclasses.replace(config, keep_weights=True)
+    result = SeedStudy(config).run(workdir, progress=progress)
+    if result.state is None:
+        data = load_dataset(config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir)
+        result.spec = build_spec(config, data)
+        like = variables_shape(result.spec, data.x_train.shape[1:], config.num_seeds)
+        variables = workdirs.load_weights(workdir, like)
+        if variables is not None:
+            return variables, result
+        result = SeedStudy(config).run(workdir, overwrite=True, progress=progress)
+    return {"params": result.state.params, "batch_stats": result.state.batch_stats}, result
+
+
+def assemble(workdir: str, config: StudyConfig, data: Dataset) -> None:
+    """The finished study's outputs from its predictions blocks and metrics (summary.json last)."""
+    all_logits, all_runs = workdirs.assemble(workdir, config.num_seeds)
+    summary = summarize(all_logits.astype(np.float32), data.y_test, all_runs)
+    title = f"{config.model} on {config.dataset}: {config.num_seeds} runs, {config.epochs} epochs"
+    curves = metrics.loss_curves_png(workdir, f"{config.model} on {config.dataset}")
+    if curves is not None:
+        store.write_bytes(os.path.join(workdir, "loss_curves.png"), curves)
+    outputs.write_results(workdir, all_logits, np.asarray(data.y_test), all_runs, summary, title)
 
 
 def _barrier(name: str) -> None:
@@ -408,14 +246,15 @@ def _barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def describe_runs(config, indices, seeds, logits, labels, facts) -> list[dict]:
-    accuracy = (logits.argmax(-1) == np.asarray(labels)[None]).mean(axis=1)
+def describe_runs(config: StudyConfig, group: _Group, labels) -> list[dict]:
+    """runs.json rows of a trained group's (this process's) runs."""
+    accuracy = (group.logits.argmax(-1) == np.asarray(labels)[None]).mean(axis=1)
     rows = []
-    for j, i in enumerate(indices):
+    for j, i in enumerate(group.indices):
         rows.append(
             {
                 "index": i,
-                "seeds": seeds[j].as_dict(),
+                "seeds": group.seeds[j].as_dict(),
                 "hyperparameters": {
                     name: float(config.per_run(name)[i]) for name in ("lr", "wd", "momentum", "label_smoothing")
                 },
@@ -425,8 +264,8 @@ def describe_runs(config, indices, seeds, logits, labels, facts) -> list[dict]:
                     "factor": config.poke_factor,
                 },
                 "test_accuracy": float(accuracy[j]),
-                "final_train_loss": float(facts["train_loss"][j]),
-                "status": "diverged" if bool(facts["diverged"][j]) else "finished",
+                "final_train_loss": float(group.train_loss[j]),
+                "status": "diverged" if bool(group.diverged[j]) else "finished",
             }
         )
     return rows

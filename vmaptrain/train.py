@@ -1,7 +1,7 @@
 """One run: initialise, take a training step, evaluate.
 
 Everything here is a pure function of a single run's state; the seed axis is added by
-`vmaptrain.parallel` and nowhere else. No I/O, no flags.
+the engine (`vmaptrain.engine.seed_axis`) and nowhere else. No I/O, no flags.
 """
 
 from __future__ import annotations

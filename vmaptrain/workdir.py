@@ -3,8 +3,10 @@ store, and assembling the final outputs.
 
 Layout: config.json · checkpoints/group_A-B/ (orbax, while a group trains) ·
 predictions/runs_A-B.npy + runs_A-B.json (per finished block of runs; the .json is written
-last and marks the block complete) · logits.npy, labels.npy, runs.json, summary.json,
-accuracy_hist.png (assembled at the end; summary.json last).
+last and marks the block complete) · metrics.jsonl and tensorboard/run_NNNNN/ (per-epoch curves,
+`vmaptrain.metrics`) · weights/runs_A-B/ (orbax, with keep_weights) · logits.npy, labels.npy,
+runs.json, summary.json, accuracy_hist.png, loss_curves.png (assembled at the end; summary.json
+last).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import shutil
 
 import numpy as np
 
-from vmaptrain import outputs, store
+from vmaptrain import metrics, outputs, store
 from vmaptrain.config import StudyConfig, StudyError
 
 BLOCK = re.compile(r"runs_(\d{6})-(\d{6})\.json$")
@@ -45,23 +47,24 @@ def check(workdir: str, config: StudyConfig, overwrite: bool) -> bool:
     return os.path.exists(os.path.join(workdir, "summary.json"))
 
 
-def claim(workdir: str, config: StudyConfig, overwrite: bool, is_writer: bool) -> None:
+def claim(workdir: str, config: StudyConfig, overwrite: bool, is_writer: bool, environment: dict | None = None) -> None:
     """Create the workdir and record the config before any training.
 
     With `overwrite`, the previous study's files are removed first (that is what was asked).
     """
     try:
         if overwrite and is_writer:
-            for name in ("checkpoints", "predictions"):
+            for name in ("checkpoints", "predictions", WEIGHTS, metrics.TENSORBOARD):
                 shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
-            for name in outputs.FILES:
+            for name in outputs.FILES + (metrics.FILE, "loss_curves.png"):
                 path = os.path.join(workdir, name)
                 if os.path.exists(path):
                     os.unlink(path)
         os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
         if is_writer:
             store.write_json(
-                os.path.join(workdir, "config.json"), {"config": config.to_json(), "versions": outputs.versions()}
+                os.path.join(workdir, "config.json"),
+                {"config": config.to_json(), "versions": outputs.versions(), "environment": environment or {}},
             )
     except OSError as err:
         raise StudyError(f"cannot write to workdir {workdir}: {err.strerror or err}") from None
@@ -188,3 +191,49 @@ def load_snapshots(workdir: str, num_runs: int) -> dict[int, np.ndarray]:
                 f"predictions/ (or use --overwrite) and rerun"
             ) from None
     return snapshots
+
+
+WEIGHTS = "weights"
+WEIGHT_BLOCK = re.compile(r"^runs_(\d{6})-(\d{6})$")
+
+
+def write_weights(workdir: str, start: int, state) -> None:
+    """Final {params, batch_stats} of runs start.. (stacked host arrays), as an orbax checkpoint;
+    orbax writes to a temporary directory and renames it, so a block is whole or absent."""
+    import orbax.checkpoint as ocp
+
+    runs = len(state.step)
+    path = os.path.abspath(os.path.join(workdir, WEIGHTS, f"runs_{start:06d}-{start + runs:06d}"))
+    shutil.rmtree(path, ignore_errors=True)
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(path, variables)
+
+
+def load_weights(workdir: str, like):
+    """Every run's final variables (stacked, host arrays) saved by `write_weights`, or None when
+    some run's block is missing. `like` is the abstract stacked tree of all runs."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    root = os.path.join(workdir, WEIGHTS)
+    blocks = sorted(
+        (int(m.group(1)), int(m.group(2)), name)
+        for name in (os.listdir(root) if os.path.isdir(root) else [])
+        if (m := WEIGHT_BLOCK.match(name))
+    )
+    num_runs = jax.tree.leaves(like)[0].shape[0]
+    if [b[0] for b in blocks] != [0] + [b[1] for b in blocks[:-1]] or not blocks or blocks[-1][1] != num_runs:
+        return None
+    parts = []
+    with ocp.StandardCheckpointer() as checkpointer:
+        for start, end, name in blocks:
+            target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((end - start,) + a.shape[1:], a.dtype), like)
+            try:
+                parts.append(checkpointer.restore(os.path.abspath(os.path.join(root, name)), target))
+            except Exception as err:  # orbax raises many types for a damaged directory
+                raise StudyError(
+                    f"weights block {os.path.join(root, name)} cannot be read ({type(err).__name__}); delete "
+                    f"it and rerun the study with keep_weights to save it again"
+                ) from None
+    return jax.tree.map(lambda *leaves: np.concatenate([np.asarray(x) for x in leaves]), *parts)

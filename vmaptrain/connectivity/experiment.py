@@ -1,8 +1,8 @@
 """The connectivity experiment: studies per width → pair comparisons → report.json + figures.
 
 Resumable at every stage: each width's SeedStudy runs in its own sub-workdir (resumable by
-the study machinery); its final variables are saved next to it (a finished study keeps only
-logits); each width's analysis is cached as JSON; report.json is written last, atomically,
+the study machinery) and keeps its final weights there (`keep_weights`), so a rerun reads them
+instead of retraining; each width's analysis is cached as JSON; report.json is written last, atomically,
 and a workdir holding it is returned as is.
 """
 
@@ -116,49 +116,12 @@ SCALES = {
 }
 
 
-def _save_variables(path: str, variables) -> None:
-    flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_flatten_with_path(variables)[0]}
-    store.write_npz(path, **flat)
-
-
-def _load_variables(path: str, like):
-    with np.load(path, allow_pickle=False) as saved:
-        leaves = [saved[jax.tree_util.keystr(k)] for k, _ in jax.tree_util.tree_flatten_with_path(like)[0]]
-    return jax.tree.unflatten(jax.tree.structure(like), leaves)
-
-
 def study_variables(config: StudyConfig, workdir: str):
-    """Train (or resume, or reload) a study; its final stacked variables and the spec."""
-    from vmaptrain.study import SeedStudy
+    """Train (or resume, or read back) a width's study with its weights kept; its final stacked
+    variables and the result (`study.final_variables`)."""
+    from vmaptrain.study import final_variables
 
-    path = os.path.join(workdir, "final_variables.npz")
-    result = SeedStudy(config).run(workdir, progress=True)
-    if result.state is None and not os.path.exists(path):
-        # Finished (or partly trained) in an earlier call whose weights were never saved:
-        # a finished study keeps only logits, so only retraining recovers them.
-        result = SeedStudy(config).run(workdir, overwrite=True, progress=True)
-    if result.state is not None:
-        variables = run_variables(result.state)
-        _save_variables(path, variables)
-        return variables, result
-    from vmaptrain.data import load_dataset
-    from vmaptrain.study import build_spec
-
-    spec = build_spec(config, load_dataset(config.dataset, data_dir=config.data_dir))
-    x = jax.numpy.zeros((1,) + _image_shape(config), jax.numpy.float32)
-    like = jax.eval_shape(
-        lambda: jax.vmap(lambda k: spec.model.init(k, x, train=False))(
-            jax.random.split(jax.random.key(0), config.num_seeds)
-        )
-    )
-    result.spec = spec
-    return _load_variables(path, like), result
-
-
-def _image_shape(config):
-    from vmaptrain.data import load_dataset
-
-    return load_dataset(config.dataset, data_dir=config.data_dir).x_train.shape[1:]
+    return final_variables(config, workdir)
 
 
 def summarize(values) -> dict:

@@ -19,20 +19,13 @@ import numpy as np
 
 from vmaptrain import poke, rng
 from vmaptrain.connectivity.errors import ConnectivityError
+from vmaptrain.engine import placement, seed_axis
+from vmaptrain.engine.programs import programs_for
+from vmaptrain.engine.trainer import GroupTrainer
+from vmaptrain.specs import build_spec, check_model
 
 NOISE = ("order", "aug", "order,aug", "poke")
 CHILD_SEED_BASE = 1_000_003  # child c's stream seed: never a seed a study's run would use
-
-
-def _train(programs, state, dev, num_examples: int, spe: int, start: int, stop: int):
-    """Steps start..stop-1 of stacked `state` (host loop: one jitted step per call)."""
-    permutations = None
-    for g in range(start, stop):
-        epoch, k = divmod(g, spe)
-        if permutations is None or k == 0:
-            permutations = programs.permutations(state.order_key, np.int32(epoch), num_examples)
-        state, _ = programs.step(state, permutations, dev, np.int32(epoch), np.int32(k))
-    return state
 
 
 def _spawn(trunk, config, children: int, noise: str, k: int):
@@ -47,9 +40,9 @@ def _spawn(trunk, config, children: int, noise: str, k: int):
         return state.replace(poke=pokes)
     seeds = [rng.RunSeeds(init=0, order=CHILD_SEED_BASE + c, aug=CHILD_SEED_BASE + c) for c in range(children)]
     if "order" in noise:
-        state = state.replace(order_key=rng.stream_key_data(config.seed, seeds, "order"))
+        state = state.replace(order_key=seed_axis.stream_keys(config.seed, seeds, "order"))
     if "aug" in noise:
-        state = state.replace(aug_key=rng.stream_key_data(config.seed, seeds, "aug"))
+        state = state.replace(aug_key=seed_axis.stream_keys(config.seed, seeds, "aug"))
     return state
 
 
@@ -60,9 +53,6 @@ def spawn_children(
 
     Returns (spec, {k: final children RunState (host arrays, leading child axis)}).
     """
-    from vmaptrain import distributed
-    from vmaptrain.study import build_spec, check_model, device_data, programs_for, run_inputs
-
     if noise not in NOISE:
         raise ConnectivityError(f"unknown spawn noise '{noise}'; choose from {', '.join(NOISE)}")
     if children < 2:
@@ -83,25 +73,19 @@ def spawn_children(
         raise ConnectivityError(f"spawn steps must lie in [0, {total}] (the study's total steps), got {spawn_steps}")
     # The study's own compiled programs (shared with a study of `children` runs and this spec).
     programs = programs_for(
-        spec, config.strategy if strategy is None else strategy, tuple(distributed.seed_mesh().devices.flat)
+        spec, config.strategy if strategy is None else strategy, tuple(placement.seed_mesh().devices.flat)
     )
-    mesh = programs.mesh
-    dev = distributed.put_replicated(mesh, device_data(data))
-    n = len(data.y_train)
     # The trunk is trained as `children` identical copies, so trunk and children share one
     # compiled step (the copies cost compute, not compilation).
-    _, inputs = run_inputs(dataclasses.replace(config, num_seeds=children, vary="none"), [0] * children)
-    sample = jax.numpy.zeros((1,) + data.x_train.shape[1:], jax.numpy.float32)
-    trunk = programs.init(distributed.put_runs(mesh, inputs, children), sample)
+    trainer = GroupTrainer(programs, dataclasses.replace(config, num_seeds=children, vary="none"), data)
+    trunk = trainer.init([0] * children)
     done, out = 0, {}
     for k in steps:
-        trunk = _train(programs, trunk, dev, n, spec.steps_per_epoch, done, k)
+        trunk = trainer.train(trunk, done, k)
         done = k
-        snapshot = jax.device_get(trunk)  # the step donates its input: keep a host copy
+        snapshot = jax.device_get(trunk.run)  # the step donates its input: keep a host copy
         first = jax.tree.map(lambda a: a[:1], snapshot)
-        kids = _spawn(first, config, children, noise, k)
-        out[k] = jax.device_get(
-            _train(programs, distributed.put_runs(mesh, kids, children), dev, n, spec.steps_per_epoch, k, total)
-        )
-        trunk = distributed.put_runs(mesh, snapshot, children)
+        kids = trainer.start(trainer.place(_spawn(first, config, children, noise, k)), step=k)
+        out[k] = jax.device_get(trainer.train(kids, k, total).run)
+        trunk = trunk.replace(run=trainer.place(snapshot), perm_epoch=-1)
     return spec, out

@@ -1,9 +1,10 @@
 """Repairing the variance collapse of interpolated networks.
 
-* `reset_bn`: recompute every BatchNorm's statistics for θ(α) itself (SWA; REPAIR §3.1). One
-  pass over training data with each BN normalising by its batch's statistics, so downstream
-  layers see correctly normalised inputs while upstream statistics are collected; the batch
-  statistics are pooled into population mean/var (not Flax's EMA).
+* `reset_bn`: recompute every BatchNorm's statistics for θ(α) itself (from SWA, Izmailov et al. 2018;
+  REPAIR, Jordan et al. 2023, applies it to interpolated BN networks). One pass over training data
+  with each BN normalising by its batch's statistics, so downstream layers see correctly normalised
+  inputs while upstream statistics are collected; the batch statistics are pooled into population
+  mean/var (not Flax's EMA).
 * `repair`: REPAIR's exact variant for preactivations (every conv/dense output but the
   classifier). Goal statistics interpolate the endpoints' channel means and *stds*:
   μ_goal = (1−α)μ_0 + αμ_1, σ_goal = (1−α)σ_0 + ασ_1 (α-weighted, so REPAIR is the identity at

@@ -1,4 +1,4 @@
-"""The distribution of test-set accuracy over runs (statistics.md §1.1)."""
+"""The distribution of test-set accuracy over runs (Calibrated Chaos §2, Fig. 1; docs/statistics.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Theorem 3 (binary tasks) and Theorem 4 (k-way lower bound) of Jordan (statistics.md §1.6-1.7).
+"""Theorems 3 (binary tasks) and 4 (k-way bound) of Calibrated Chaos §3.4; docs/statistics.md §5-§6.
 
 Theorem 3: for a class-wise calibrated binary algorithm, E_S Var_h(err_S) ≈ err(A)/(2n).
 Jordan tests it on the 511 binary tasks of CIFAR-10 (every split of the 10 classes into two

@@ -5,7 +5,7 @@ class c, a fraction q should truly be class c. Binning on the vote fraction q̂ 
 runs whose q̂ is reported regresses the bin frequencies toward the mean (q̂ carries binomial
 noise), which looks like miscalibration even for a calibrated ensemble. So the runs are
 split in two halves A, B: bin on q̂^A, report conf = mean q̂^B, and the same with A and B
-swapped; both directions are pooled (statistics.md §1.9).
+swapped; both directions are pooled (docs/statistics.md §7).
 
 The scalar is the class-aggregated calibration error (Jiang et al.'s CACE with B
 equal-width bins): Σ_b (|b| / N) · |freq_b − conf_b| over pooled (example, class) cells,

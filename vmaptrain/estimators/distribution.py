@@ -1,4 +1,4 @@
-"""Distribution-wise variance Var_h(err(h)) (Jordan, Theorem 2; statistics.md §1.4, §1.5).
+"""Distribution-wise variance Var_h(err(h)) (Calibrated Chaos §3.3, Theorem 2; docs/statistics.md §3).
 
 Three estimators, all unbiased jointly over the i.i.d. test set and the R runs:
 

@@ -1,7 +1,8 @@
 """Disagreement (Jiang et al. GDE) and Summers & Dinneen's diversity metrics.
 
 All of them are computed from O(n·k) or O(R) statistics gathered in one streaming pass
-(statistics.md §1.8, §2.2), never from an R×R table of run pairs.
+(Calibrated Chaos App. B.5 / Jiang et al. Thm 4.1 for disagreement; Summers & Dinneen 2021 Table 1 for
+the rest; docs/statistics.md §8, §11), never from an R×R table of run pairs.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def two_model_ensemble_delta(pair_correct: np.ndarray, run_correct: np.ndarray, 
 
 
 # Summers & Dinneen's "variability reduction": mean relative reduction of these five
-# metrics, with the correlation entering as 1 - corr (statistics.md §2.6; this reproduces
-# the paper's published percentages).
+# metrics, with the correlation entering as 1 - corr (Summers & Dinneen 2021 §5; docs/statistics.md §12:
+# this reproduces the paper's published 61% for its best row).
 VARIABILITY_METRICS = ("accuracy_std", "ce_std", "disagreement", "logit_corr", "ensemble_delta")
 
 

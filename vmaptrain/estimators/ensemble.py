@@ -1,4 +1,4 @@
-"""Ensemble accuracy of the first m runs, m = 1, 2, 4, ..., R (statistics.md §1.11).
+"""Ensemble accuracy of the first m runs, m = 1, 2, 4, ..., R (docs/statistics.md §9).
 
 Two ensembles: the plurality vote over predicted classes and the argmax of the summed
 logits (same argmax as the mean). Ties go to the lowest class index (`np.argmax`).

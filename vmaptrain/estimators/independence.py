@@ -1,7 +1,8 @@
-"""The independent-errors hypothesis (Jordan, Definition 1) and the binomial assumption.
+"""The independent-errors hypothesis (Calibrated Chaos §3.2, Definition 1) and the binomial assumption
+(Fig. 14); docs/statistics.md §2.
 
 Under independent errors, test error is a sum of independent Bernoulli(ε_i) over examples:
-a Poisson-binomial variable divided by n (statistics.md §1.3). Its exact pmf is computed
+a Poisson-binomial variable divided by n. Its exact pmf is computed
 here by a balanced product tree of the generating polynomials Π_i (1 - ε_i + ε_i z), each
 level one batched FFT convolution, in numpy float64 (JAX float32 FFTs would lose the tails).
 Only uncertain examples (0 < ε̂ < 1) are random; always-wrong examples shift the support.

@@ -1,4 +1,4 @@
-"""Pairwise independence test over examples (Jordan Fig. 13; statistics.md §1.10).
+"""Pairwise independence test over examples (Calibrated Chaos §3.2, Fig. 13; docs/statistics.md §10).
 
 For examples i, j let p_i be the fraction of runs correct on i and J_ij the fraction correct
 on both. A pair deviates when |J_ij − p_i p_j| > t (default t = 0.02, as in the paper).

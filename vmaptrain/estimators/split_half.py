@@ -1,4 +1,4 @@
-"""Do lucky seeds generalise? Split-half statistics (Jordan §3.1; statistics.md §1.5).
+"""Do lucky seeds generalise? Split-half statistics (Calibrated Chaos §3.1, Fig. 2; docs/statistics.md §4).
 
 The test set is split into even- and odd-indexed examples. Each run gets an accuracy on
 each half; the first half plays the validation split, the second the held-out split.

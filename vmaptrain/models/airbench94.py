@@ -1,4 +1,4 @@
-"""airbench94 (Jordan 2024, `legacy/airbench94.py`), see paper-configs.md §1.1.
+"""airbench94 (Jordan 2024, arXiv 2404.00498; cifar10-airbench `legacy/airbench94.py`), see docs/presets.md.
 
 A frozen 2×2 patch-whitening conv (its filters come from the training images, so the study
 builds this module with `whitening_filters`), GELU, three groups of

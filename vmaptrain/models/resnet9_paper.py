@@ -1,4 +1,4 @@
-"""The ResNet-9 of Calibrated Chaos (ffcv-cifar `model.py`), see paper-configs.md §1.3.
+"""The ResNet-9 of Calibrated Chaos (App. A.1; ffcv-cifar `model.py`), see docs/presets.md.
 
 conv_bn = Conv(no bias) → BN(eps 1e-5, PyTorch momentum 0.1) → ReLU; PyTorch default init.
 """

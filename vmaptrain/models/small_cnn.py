@@ -1,4 +1,4 @@
-"""The reference net of cpu-measurements.md.
+"""The reference CPU net of this project's benchmarks (BUILD_NOTES.md "Measured"; docs/presets.md).
 
 conv3×3(16) → BN → GELU → maxpool2 → conv(32) → BN → GELU → maxpool2 → conv(64) → BN → GELU →
 maxpool2 → global max → dense(num_classes).

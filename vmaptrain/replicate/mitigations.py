@@ -9,8 +9,8 @@
 
 For each method: accuracy std, cross-entropy std, disagreement, logit correlation and 2-model
 ensemble gain across runs, and the "variability reduction" (mean relative reduction of the five,
-1 − corr for the correlation; statistics.md §2.6). Combinations of the two are not run here:
-TTA of every snapshot would need each snapshot's weights.
+1 − corr for the correlation; Summers & Dinneen 2021 §5, docs/statistics.md §12). Combinations of
+the two are not run here: TTA of every snapshot would need each snapshot's weights.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from vmaptrain import tta
 from vmaptrain.estimators import report as estimator_report
 from vmaptrain.estimators.diversity import VARIABILITY_METRICS, variability_reduction
 from vmaptrain.replicate.common import percent, run_study, write_report
+from vmaptrain.study import final_variables
 
 CYCLES = {"smoke": 2, "cpu": 4, "paper": 4}
-PAPER = {  # ResNet-14, CIFAR-10, 100 runs, 500 epochs (statistics.md §2.6)
+PAPER = {  # ResNet-14, CIFAR-10, 100 runs, 500 epochs (Summers & Dinneen 2021, §5 and Table 2)
     "single": {
         "accuracy_std": 0.0026,
         "ce_std": 0.0072,
@@ -80,14 +81,13 @@ def numbers(labels, logits) -> dict:
 
 
 def run(workdir: str, scale, progress: bool = True, studies: str | None = None) -> dict:
-    from vmaptrain.connectivity.experiment import study_variables
     from vmaptrain.data import load_dataset, normalize
 
     del studies  # the baseline's final weights are kept beside it, so it is never shared
     cycles = CYCLES.get(scale.name, 4)
     epochs = cycles * math.ceil(scale.long_epochs / cycles)
     single = scale.config(epochs=epochs)
-    variables, result = study_variables(single, os.path.join(workdir, f"single_{epochs:04d}"))
+    variables, result = final_variables(single, os.path.join(workdir, f"single_{epochs:04d}"))
     labels = np.asarray(result.labels)
     rows = {"single": numbers(labels, result.logits)}
     views = tta_methods(single)

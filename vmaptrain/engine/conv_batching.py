@@ -14,7 +14,7 @@ Three independent choices, fixed at trace time by `routing(Routing(...))`:
 - `dtype`: "bfloat16" computes convolutions in bf16 (GPU tensor cores); parameters, gradients
   seen by the optimizer and everything else stay float32.
 
-Mechanism (cpu-measurements.md): an "xla"/"im2col" convolution is a `jax.custom_vjp` whose
+Mechanism (BUILD_NOTES.md "Measured"): an "xla"/"im2col" convolution is a `jax.custom_vjp` whose
 forward, input gradient and weight gradient are each `jax.custom_batching.custom_vmap`
 functions, so the vmap rule picks how runs are batched while reverse-mode autodiff still works
 (custom_vmap alone cannot be linearised). A "direct" convolution is elementwise arithmetic that

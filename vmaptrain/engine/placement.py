@@ -1,7 +1,7 @@
 """The seed axis over devices and processes.
 
 Runs are split into contiguous blocks, one per device of a 1-D mesh with axis "seed"; every
-program is a `shard_map` whose body is the per-device strategy from `parallel.map_runs`, so a
+program is a `shard_map` whose body is the per-device strategy (`seed_axis.map_runs`), so a
 run never talks to another: the compiled program holds no collective (tests check the HLO).
 Multi-process studies call `initialize` first; each process builds only its own runs.
 """
@@ -14,8 +14,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
-
-from vmaptrain import compile_options, parallel
 
 AXIS = "seed"
 COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
@@ -87,61 +85,6 @@ def local_runs(tree):
         return np.concatenate(unique)
 
     return jax.tree.map(gather, tree)
-
-
-class ShardedPrograms:
-    """A study's compiled programs with runs sharded over `mesh`; one strategy inside a device."""
-
-    def __init__(self, spec, strategy: str, mesh: Mesh):
-        from vmaptrain import train
-
-        self.spec, self.strategy, self.mesh = spec, strategy, mesh
-        runs, shared = P(AXIS), P()
-
-        def shard(fn, in_specs, out_specs):
-            return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
-
-        options = compile_options.for_devices(mesh.devices.flat, strategy)
-
-        def init_one(run, sample):
-            init_key, order_key, aug_key, hyper, poke = run
-            return train.init_run(spec, init_key, order_key, aug_key, hyper, poke, sample)
-
-        def step_one(run, data, epoch, k):
-            state, permutation = run
-            return train.run_step(spec, state, data, permutation, epoch, k)
-
-        step_local = parallel.map_runs(step_one, strategy)
-        eval_local = parallel.map_runs(lambda state, images: train.eval_logits(spec, state, images), strategy)
-        # Init and permutations hold no convolution worth batching differently: plain vmap,
-        # which draws exactly the same random bits as one run at a time.
-        self.init = jax.jit(
-            shard(jax.vmap(init_one, in_axes=(0, None)), (runs, shared), runs), compiler_options=options
-        )
-        self._permutations = {}
-        self.step = jax.jit(
-            shard(
-                lambda st, perms, data, e, k: step_local((st, perms), data, e, k),
-                (runs, runs, shared, shared, shared),
-                (runs, runs),
-            ),
-            donate_argnums=0,
-            compiler_options=options,
-        )
-        self.eval = jax.jit(shard(eval_local, (runs, shared), runs), compiler_options=options)
-
-    def permutations(self, order_keys, epoch, num_examples: int):
-        if num_examples not in self._permutations:
-            from vmaptrain import train
-
-            perm = lambda keys, e: jax.vmap(train.epoch_permutation, in_axes=(0, None, None))(keys, e, num_examples)
-            self._permutations[num_examples] = jax.jit(
-                jax.shard_map(perm, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False)
-            )
-        return self._permutations[num_examples](order_keys, epoch)
-
-    def step_hlo(self, state, permutations, data, epoch, k) -> str:
-        return self.step.lower(state, permutations, data, epoch, k).compile().as_text()
 
 
 def collectives_in(hlo_text: str) -> list[str]:

@@ -14,8 +14,10 @@ value) is crossed once several programs share the heap (auto's candidates, the b
 variants, train and eval), and each trim costs the next step ~100 000 page faults (~1 s of
 kernel time at S = 8); glibc reads -1 as "never trim".
 
-Applied once, when `vmaptrain.parallel` is imported (before any program runs); set
-VMAPTRAIN_MALLOC=default to leave the C allocator alone. A no-op outside glibc.
+Nothing happens at import: `prepare(devices)` applies it when programs for CPU devices are built
+(`programs.Programs`), and a study records the outcome in config.json's "environment". Set
+VMAPTRAIN_MALLOC=default to leave the C allocator alone. A no-op outside glibc and on
+accelerators, whose scratch buffers are not host memory.
 """
 
 from __future__ import annotations
@@ -43,3 +45,20 @@ def keep_freed_memory() -> bool:
     settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1), (_M_TOP_PAD, 64 << 20))
     _applied = all(mallopt(option, value) == 1 for option, value in settings)
     return _applied
+
+
+def prepare(devices) -> dict:
+    """Apply the host-memory policy for programs on `devices`; what was done, for config.json."""
+    if any(d.platform == "cpu" for d in devices):
+        kept = keep_freed_memory()
+        setting = "kept (glibc mallopt: one arena, no mmap, no trim)" if kept else "default"
+        if os.environ.get("VMAPTRAIN_MALLOC", "") == "default":
+            setting = "default (VMAPTRAIN_MALLOC=default)"
+    else:
+        setting = "default (no CPU programs)"
+    return {"host_malloc": setting}
+
+
+def applied() -> bool:
+    """Whether this process's C allocator was changed."""
+    return bool(_applied)
