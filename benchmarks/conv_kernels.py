@@ -17,7 +17,6 @@ from absl import app, flags
 from jax import lax
 
 from vmaptrain import cli, machine  # noqa: E402
-from vmaptrain.engine import hostmem  # noqa: E402
 from vmaptrain.engine.programs import compile_options  # noqa: E402
 
 _BATCH = flags.DEFINE_integer("batch", 256, "Examples per convolution call.", lower_bound=1)
@@ -71,7 +70,6 @@ def torch_rows(batch: int, steps: int) -> list[str]:
 def benchmark(batch: int, steps: int) -> None:
     print(f"cpu: {machine.cpu_model()}", flush=True)
     cpu = jax.devices("cpu")
-    hostmem.prepare(cpu)  # the host allocator policy every study's CPU programs run with
     libraries = {
         "ynnpack": compile_options(cpu, "unrolled"),
         "eigen": compile_options(cpu, "unrolled+eigen"),

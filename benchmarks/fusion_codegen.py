@@ -26,7 +26,6 @@ from absl import app
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from vmaptrain import cli, machine  # noqa: E402
-from vmaptrain.engine import hostmem  # noqa: E402
 
 
 def milliseconds(fn, x, calls: int = 20) -> float:
@@ -63,7 +62,6 @@ def benchmark() -> None:
 
 def main(argv) -> None:
     cli.reject_extra_args(argv)
-    hostmem.prepare(jax.devices("cpu"))  # the host allocator policy every study's CPU programs run with
     cli.run_or_exit(benchmark)
 
 

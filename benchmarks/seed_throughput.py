@@ -65,10 +65,9 @@ _OUT = flags.DEFINE_string("out", DEFAULT_OUT, "Where the JSON report goes")
 
 
 def jax_loop_stepper(config, spec, data, num_runs: int):
-    """(c): one jitted single-run step, called once per run (S dispatches per round). Built here,
-    not through `vmaptrain.engine.programs`, so the host allocator policy the studies' programs
-    get (`hostmem.prepare`) is applied explicitly: all variants are timed under the same one."""
-    hostmem.prepare(jax.devices())
+    """(c): one jitted single-run step, called once per run (S dispatches per round); it runs
+    under the same host allocator policy as the studies' programs (`cli.run_or_exit` applies it
+    before the first JAX computation)."""
     _, inputs = trainer.run_inputs(config, list(range(num_runs)))
     sample = jnp.zeros((1,) + data.x_train.shape[1:], jnp.float32)
     init = jax.jit(lambda run: train.init_run(spec, *run, sample))
@@ -272,7 +271,7 @@ def benchmark(
         "device": jax.devices()[0].device_kind,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "environment": hostmem.prepare(jax.devices()),  # the studies' host allocator policy
+        "environment": hostmem.state(),  # the studies' host allocator policy
         "load_average_start": os.getloadavg(),
     }
     try:

@@ -5,10 +5,15 @@ GELU (tanh form, as flax's `nn.gelu`) → 2×2 max-pool, three times (16/32/64 c
 max, dense; SGD with Nesterov momentum 0.9 and coupled weight decay; channels_last on CPU.
 PyTorch is an optional extra: importing this module needs `torch`.
 
-Run as a script (no flags, no arguments) it is the JSON-lines worker through which
+Run as a script with no flags it is the JSON-lines worker through which
 benchmarks/seed_throughput.py times PyTorch in a process of its own (`worker`):
 
     python benchmarks/torch_reference.py < commands.jsonl
+
+With `--dataset` it is the PyTorch loop a user would run instead of a vmaptrain study (what
+benchmarks/study_wall.py times as a whole command):
+
+    python benchmarks/torch_reference.py --dataset=idx:/usr/share/datasets/fashion-mnist --num_runs=8
 """
 
 from __future__ import annotations
@@ -94,8 +99,9 @@ def train_study(
     """`num_runs` full trainings one after another (own init and data order), then each run's
     test accuracy; the wall time covers batching, normalisation, training and evaluation."""
     start = time.perf_counter()
-    train = torch.from_numpy(x_train).permute(0, 3, 1, 2).contiguous()
-    test = torch.from_numpy(x_test).permute(0, 3, 1, 2).contiguous()
+    # Copies: the loaders' arrays may be read-only (memory-mapped), which torch warns about.
+    train = torch.from_numpy(np.array(x_train)).permute(0, 3, 1, 2).contiguous()
+    test = torch.from_numpy(np.array(x_test)).permute(0, 3, 1, 2).contiguous()
     targets, test_targets = torch.from_numpy(y_train).long(), torch.from_numpy(y_test).long()
     steps = len(x_train) // batch
     accuracies = []
@@ -211,11 +217,28 @@ def parse_flags(argv: list[str]) -> list[str]:
         fail(f"{str(err).rstrip('.')} (see --helpshort)")
 
 
+_DATASET = flags.DEFINE_string(
+    "dataset", None, "Train a study on this vmaptrain dataset string and print its JSON (default: be the worker)."
+)
+_NUM_RUNS = flags.DEFINE_integer("num_runs", 8, "Runs of the study, trained one after another.", lower_bound=1)
+_EPOCHS = flags.DEFINE_integer("epochs", 1, "Epochs per run.", lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", 256, "Batch size.", lower_bound=1)
+_THREADS = flags.DEFINE_integer("threads", None, "torch.set_num_threads (default: torch's).", lower_bound=1)
+
+
 def main(argv) -> None:
+    """The PyTorch loop a user would run instead of vmaptrain (`--dataset=…`): the runs one after
+    another in one process, then their test accuracies, as one JSON line; or the worker."""
     if len(argv) > 1:
         fail(f"unexpected positional arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # as vmaptrain.cli.run_or_exit: no INFO lines on stderr
-    worker()
+    if _DATASET.value is None:
+        worker()
+        return
+    import json
+
+    out = study_from_dataset(_DATASET.value, _NUM_RUNS.value, _EPOCHS.value, _BATCH.value, _THREADS.value)
+    print(json.dumps({**out, "cpu_model": cpu_model()}))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,13 @@ def run_in_process(args) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def run_python_env(code: str, timeout: float = 300, **extra) -> subprocess.CompletedProcess:
+    """`python -c code` in a fresh process with extra environment variables."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env(1, **extra), cwd=REPO, timeout=timeout
+    )
+
+
 def run_python(code: str, devices: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env(devices), cwd=REPO, timeout=timeout

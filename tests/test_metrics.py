@@ -17,9 +17,10 @@ from vmaptrain import machine, metrics
 from vmaptrain.study import SeedStudy
 
 # sha256 of the README study's stored logits (logits.npy: float16 [32, 364, 10]; the float32
-# logits of `SeedStudy().run()` hash to 433e8586…), every default, recorded before the engine
-# refactor, per (CPU model, jax version): XLA:CPU compiles for the host's features, so another
-# CPU may round differently.
+# logits of `SeedStudy(strategy="unrolled").run()` hash to 433e8586…), every other field at its
+# default, recorded before the engine refactor, when "unrolled" was the default strategy; per
+# (CPU model, jax version): XLA:CPU compiles for the host's features, so another CPU may round
+# differently.
 README_LOGITS_SHA256 = {
     ("AMD EPYC", "0.10.2"): "e0d10fc43ff143af0779307dd465e8800708a6fa6df6ff6e9afe27fecadd3e65",
 }
@@ -27,10 +28,11 @@ README_LOGITS_SHA256 = {
 
 @pytest.fixture(scope="module")
 def readme_study(tmp_path_factory):
-    """The README study (32 runs × 20 epochs), trained in groups of 4: a run's logits do not depend
-    on how many runs share its program ("unrolled"), so this is bitwise the README study."""
+    """The README study (32 runs × 20 epochs) as the tree before the engine refactor ran it
+    ("unrolled"), trained in groups of 4: a run's logits do not depend on how many runs share its
+    program, so this is bitwise that study."""
     workdir = str(tmp_path_factory.mktemp("readme") / "digits")
-    result = SeedStudy(group_size=4).run(workdir, progress=False)
+    result = SeedStudy(strategy="unrolled", group_size=4).run(workdir, progress=False)
     return workdir, result
 
 

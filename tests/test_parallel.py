@@ -19,10 +19,12 @@ def test_unrolled_run_is_bitwise_independent_of_how_many_runs_share_the_program(
         np.testing.assert_array_equal(other.logits, unrolled.logits)
 
 
-def test_eigen_runs_are_bitwise_independent_of_how_many_runs_share_the_program(small_config):
-    # XLA's multi-threaded convolutions partition work by shape only, never by what else runs.
-    together = SeedStudy(**small_config, num_seeds=4, strategy="unrolled+eigen").run(progress=False)
-    alone = SeedStudy(**small_config, num_seeds=4, strategy="unrolled+eigen", group_size=1).run(progress=False)
+@pytest.mark.parametrize("strategy", ["unrolled+eigen", "serial+direct+eigen", "unrolled+direct+eigen"])
+def test_eigen_runs_are_bitwise_independent_of_how_many_runs_share_the_program(small_config, strategy):
+    # XLA's multi-threaded convolutions partition work by shape only, never by what else runs;
+    # "+direct" is elementwise arithmetic of one run. So the CPU defaults can train in groups.
+    together = SeedStudy(**small_config, num_seeds=4, strategy=strategy).run(progress=False)
+    alone = SeedStudy(**small_config, num_seeds=4, strategy=strategy, group_size=1).run(progress=False)
     np.testing.assert_array_equal(alone.logits, together.logits)
 
 

@@ -3,9 +3,9 @@
 The measurement uses the study's own model, batch, image shape, number of runs per program and
 device, so the choice is made for what will actually run. Choices are cached in a JSON file
 (`$VMAPTRAIN_CACHE_DIR/autotune.json`, default `~/.cache/vmaptrain/autotune.json`) keyed by
-model, width, batch size, image shape, runs per program, device kind and count and the jax
-version; an entry records every candidate's time, so the choice can be audited: it is the
-argmin of the recorded timings.
+model, width, batch size, image shape, runs per program, device kind and count, the jax version
+and, on CPU, the CPU model and features (every CPU is device kind "cpu"); an entry records every
+candidate's time, so the choice can be audited: it is the argmin of the recorded timings.
 
 "auto" only picks among float32 strategies that compute the same function (bf16 is opt-in).
 Multi-process studies skip the timing (every process must compile the same program, and
@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 
 import jax
 
+from vmaptrain import machine
+from vmaptrain.engine import compilation_cache
 from vmaptrain.engine.programs import programs_for
 from vmaptrain.engine.trainer import GroupTrainer
 
@@ -101,6 +103,9 @@ def cache_key(
         "jax": jax.__version__,
         "candidates": list(candidates),
     }
+    if device.platform == "cpu":  # every CPU is device kind "cpu": the winner depends on which one
+        fields["cpu"] = machine.cpu_model()
+        fields["machine"] = compilation_cache.machine_key()
     return json.dumps(fields, sort_keys=True)
 
 
@@ -205,7 +210,7 @@ def study_stepper(config, spec, data, devices: tuple, strategy, group: int):
     return step
 
 
-def resolve(config, spec, data, devices: tuple, group: int, *, stream=None) -> str:
+def resolve(config, spec, data, devices: tuple, group: int, *, stream=None, refresh: bool = False) -> str:
     """The strategy "auto" stands for in this study (measured, or read from the cache); the
     choice is logged and written to `stream` (default: the current sys.stderr)."""
     stream = stream or sys.stderr
@@ -247,9 +252,12 @@ def resolve(config, spec, data, devices: tuple, group: int, *, stream=None) -> s
             raise steppers[candidate]
         return timings[candidate]
 
-    choice, entry = choose(key, candidates, measure, path)
+    if refresh or (read_cache(path).get(key) or {}).get("choice") not in candidates:
+        _say(stream, f"strategy auto: timing {len(candidates)} candidates (each compiled once; the choice is cached)")
+    started = time.perf_counter()
+    choice, entry = choose(key, candidates, measure, path, refresh=refresh)
     times = ", ".join(f"{c} {1000 * s:.1f}" for c, s in sorted(entry["seconds_per_step"].items(), key=lambda i: i[1]))
-    source = "cached" if timings is None else "measured"
+    source = "cached" if timings is None else f"measured in {time.perf_counter() - started:.0f} s"
     _say(stream, f"strategy auto → {choice} ({source}, ms per step of {group} runs: {times}; cache {path})")
     return choice
 

@@ -53,6 +53,26 @@ _DEFINE_BY_TYPE = {
 }
 
 
+def define_process_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Flags about this process rather than the study (every binary that trains has them)."""
+    if "compilation_cache" in flag_values:  # a figure binary and train_seeds in one process
+        return
+    flags.DEFINE_bool(
+        "compilation_cache",
+        True,
+        "Reuse compiled programs across runs of a command (JAX's persistent cache, private to the user, "
+        "split by machine; env VMAPTRAIN_COMPILATION_CACHE=off|DIR).",
+        flag_values=flag_values,
+    )
+
+
+def apply_process_flags(values) -> None:
+    if not values.compilation_cache:
+        from vmaptrain.engine import compilation_cache
+
+        compilation_cache.disable()
+
+
 def define_study_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """One flag per `StudyConfig` field (name, default and help come from the field), plus
     --recipe and the multi-process flags."""
@@ -71,6 +91,7 @@ def define_study_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "optimizer, schedule, augmentation, …; flags given explicitly override it.",
         flag_values=flag_values,
     )
+    define_process_flags(flag_values)
     flags.DEFINE_string(
         "coordinator_address",
         None,
@@ -118,6 +139,7 @@ def train_seeds(values) -> None:
     from vmaptrain.study import SeedStudy
 
     config = study_config(values)  # validate flags before joining other processes
+    apply_process_flags(values)
     try:
         placement.initialize(values.coordinator_address, values.num_processes, values.process_id)
     except (KeyError, ValueError, RuntimeError) as err:
@@ -162,9 +184,11 @@ def run_or_exit(action) -> None:
 
     from vmaptrain.checkpoint import CheckpointError
     from vmaptrain.data import DataError
+    from vmaptrain.engine import hostmem
     from vmaptrain.engine.hooks import StudyInterrupted
 
     logging.set_verbosity(logging.WARNING)  # keep stderr for progress and errors
+    hostmem.prepare_process()  # before any JAX computation of the binary (engine/hostmem.py)
     try:
         action()
     except (StudyError, DataError, CheckpointError) as err:
@@ -180,6 +204,7 @@ def define_figure_flags() -> None:
     """Flags of the figure binaries (experiments/<figure>.py); defined once per process."""
     if "scale" in flags.FLAGS:
         return
+    define_process_flags()
     flags.DEFINE_string("workdir", None, "Where the figure's studies, report.json and PNGs go (resumable).")
     flags.DEFINE_string("scale", "smoke", "smoke (seconds, tests) | cpu (minutes on 2 cores) | paper (GPU)")
     flags.DEFINE_string("dataset", None, "Override the scale's dataset.")
@@ -196,6 +221,7 @@ def define_figure_flags() -> None:
 def run_figure(name: str, values) -> None:
     from vmaptrain import replicate
 
+    apply_process_flags(values)
     scale = replicate.scale_named(values.scale).with_changes(
         dataset=values.dataset, num_seeds=values.num_seeds, width=values.width
     )

@@ -86,11 +86,14 @@ class StudyConfig:
     poke_param: str | None = _field(None, "Parameter path to poke, e.g. conv0/kernel (default: the model's).")
     poke_index: PerRun = _field(0, "Flat index of the poked weight, or one per run.", "ints")
     strategy: str = _field(
-        "unrolled",
-        "How runs are batched: auto (time candidates, cache the fastest) | vmap | unrolled | serial | chunk:K | "
+        "default",
+        "How runs are batched: default (the fastest measured on this backend and CPU family; auto on "
+        "accelerators) | auto (time candidates, cache the fastest) | vmap | unrolled | serial | chunk:K | "
         "map[:K], optionally +direct, +perrun|+bmm, +bf16, +eigen (see vmaptrain/engine/strategy.py)",
     )
-    group_size: int = _field(0, "Train runs in groups of this size (0 = all at once).")
+    group_size: int = _field(
+        0, "Train runs in groups of this size (0 = all at once; unrolled strategies: at most 8 per device)."
+    )
     eval_batch_size: int = _field(1000, "Test examples per evaluation batch.")
     eval_every_epochs: int = _field(
         0, "Also evaluate every run's test accuracy every E epochs into metrics.jsonl (0 = only at the end)."

@@ -21,9 +21,10 @@ from vmaptrain import workdir as workdirs
 from vmaptrain.checkpoint import GroupCheckpoints
 from vmaptrain.config import StudyConfig, StudyError
 from vmaptrain.data import DataError, Dataset, load_dataset
-from vmaptrain.engine import hooks, placement
+from vmaptrain.engine import hooks, hostmem, placement
 from vmaptrain.engine.hooks import StudyInterrupted, TermGuard
 from vmaptrain.engine.programs import programs_for
+from vmaptrain.engine.strategy import default_group_size
 from vmaptrain.engine.trainer import GroupTrainer
 from vmaptrain.specs import build_spec, check_model, variables_shape
 from vmaptrain.train import TrainSpec
@@ -127,6 +128,7 @@ class SeedStudy:
         self.config = config
 
     def run(self, workdir: str | None = None, *, overwrite: bool = False, progress: bool = True) -> StudyResult:
+        hostmem.prepare_process()  # before this process's first JAX computation, if it is the first
         config = self.config
         writer = jax.process_index() == 0
         if workdir is not None and workdirs.check(workdir, config, overwrite):
@@ -141,13 +143,13 @@ class SeedStudy:
         check_model(spec, data)
         mesh = placement.seed_mesh()
         devices = tuple(mesh.devices.flat)
-        group = config.group_size or config.num_seeds
+        strategy = config.parsed_strategy.for_platform(devices[0].platform)
+        group = config.group_size or default_group_size(config.num_seeds, strategy, len(devices))
         try:
             placement.check_divisible(config.num_seeds, mesh, "num_seeds")
             placement.check_divisible(group, mesh, "group_size")
         except ValueError as err:
             raise StudyError(str(err)) from None
-        strategy = config.parsed_strategy
         if strategy.is_auto:
             strategy = autotune.resolve(config, spec, data, devices, group)
         programs = programs_for(spec, strategy, devices)

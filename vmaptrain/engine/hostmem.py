@@ -14,10 +14,16 @@ value) is crossed once several programs share the heap (auto's candidates, the b
 variants, train and eval), and each trim costs the next step ~100 000 page faults (~1 s of
 kernel time at S = 8); glibc reads -1 as "never trim".
 
-Nothing happens at import: `prepare(devices)` applies it when programs for CPU devices are built
-(`programs.Programs`), and a study records the outcome in config.json's "environment". Set
-VMAPTRAIN_MALLOC=default to leave the C allocator alone. A no-op outside glibc and on
-accelerators, whose scratch buffers are not host memory.
+It must be in place before JAX starts its CPU backend: XLA's worker threads attach their own
+malloc arenas when they first allocate, and a thread keeps its arena, so a policy applied later
+leaves them mmapping and unmapping heaps (measured: 162,000 page faults and 709 ms per 8-run
+reference-net step applied late, 0 and 385 ms applied first). Nothing happens at import:
+`prepare_process()` applies it, explicitly, at the start of the entry points that will build CPU
+programs (`SeedStudy.run`, the binaries, the benchmarks, the test session), and `state()` is what
+a study records in config.json's "environment". It is applied only when the process's JAX will run
+on the CPU (JAX_PLATFORMS says so, or no accelerator plugin is installed): accelerators' scratch
+buffers are not host memory. Set VMAPTRAIN_MALLOC=default to leave the C allocator alone. A no-op
+outside glibc.
 """
 
 from __future__ import annotations
@@ -47,16 +53,35 @@ def keep_freed_memory() -> bool:
     return _applied
 
 
-def prepare(devices) -> dict:
-    """Apply the host-memory policy for programs on `devices`; what was done, for config.json."""
-    if any(d.platform == "cpu" for d in devices):
-        kept = keep_freed_memory()
-        setting = "kept (glibc mallopt: one arena, no mmap, no trim)" if kept else "default"
-        if os.environ.get("VMAPTRAIN_MALLOC", "") == "default":
-            setting = "default (VMAPTRAIN_MALLOC=default)"
-    else:
-        setting = "default (no CPU programs)"
-    return {"host_malloc": setting}
+def cpu_backend_expected() -> bool:
+    """Whether this process's JAX will run on the CPU, decided without starting a backend."""
+    import importlib.metadata
+    import importlib.util
+
+    import jax
+
+    platforms = jax.config.jax_platforms or os.environ.get("JAX_PLATFORMS", "")
+    if platforms:
+        return platforms.split(",")[0].strip() == "cpu"
+    plugins = list(importlib.metadata.entry_points(group="jax_plugins"))
+    return not plugins and importlib.util.find_spec("jax_plugins") is None
+
+
+def prepare_process() -> dict:
+    """Apply the host-memory policy if this process will run CPU programs; call it before the
+    first JAX computation. Idempotent; returns `state()`."""
+    if _applied is None and cpu_backend_expected():
+        keep_freed_memory()
+    return state()
+
+
+def state() -> dict:
+    """What the process runs with, for config.json."""
+    if os.environ.get("VMAPTRAIN_MALLOC", "") == "default":
+        return {"host_malloc": "default (VMAPTRAIN_MALLOC=default)"}
+    if _applied:
+        return {"host_malloc": "kept (glibc mallopt: one arena, no mmap, no trim)"}
+    return {"host_malloc": "default"}
 
 
 def applied() -> bool:

@@ -5,8 +5,9 @@ Programs are cached by (spec, strategy, devices), so studies, autotune's candida
 figures that share a configuration share one compilation per process.
 
 Compile options are per compiled program (`jax.jit(..., compiler_options=...)`), not process
-flags: building programs changes nothing else in the process, except the host allocator policy
-of CPU programs (`hostmem.prepare`), which is applied here explicitly.
+flags: building programs changes nothing else in the process, except what is applied here
+explicitly: JAX's persistent compilation cache (`compilation_cache.prepare`). The host allocator
+policy must precede the CPU backend, so entry points apply it (`hostmem.prepare_process`).
 
 "+eigen" (XLA:CPU, jax 0.10.2): YNNPACK runs each convolution on a single thread (the same time
 on 1 and 2 cores); XLA's own Eigen kernels use the intra-op pool and on this project's 2-core
@@ -28,7 +29,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from vmaptrain import train
-from vmaptrain.engine import hostmem, placement, seed_axis
+from vmaptrain.engine import compilation_cache, hostmem, placement, seed_axis
 from vmaptrain.engine.strategy import Strategy
 
 _YNN_TYPES = "xla_cpu_experimental_ynn_fusion_type"
@@ -63,7 +64,8 @@ class Programs:
     def __init__(self, spec: train.TrainSpec, strategy: Strategy | str, mesh: Mesh):
         strategy = Strategy.parse(strategy)
         self.spec, self.strategy, self.mesh = spec, strategy, mesh
-        self.environment = hostmem.prepare(list(mesh.devices.flat))
+        # Before anything here compiles: executables come from the persistent cache when they can.
+        self.environment = {**compilation_cache.prepare(), **hostmem.state()}
         self.options = compile_options(mesh.devices.flat, strategy)
         runs, shared = P(placement.AXIS), P()
 
@@ -131,8 +133,10 @@ def _cached(spec: train.TrainSpec, strategy: Strategy, devices: tuple) -> Progra
 
 
 def programs_for(spec: train.TrainSpec, strategy: Strategy | str, devices: tuple) -> Programs:
-    """Studies with the same spec, strategy and devices share one compilation."""
-    return _cached(spec, Strategy.parse(strategy), tuple(devices))
+    """Studies with the same spec, strategy and devices share one compilation ("default" is
+    resolved for the devices' platform first)."""
+    devices = tuple(devices)
+    return _cached(spec, Strategy.parse(strategy).for_platform(devices[0].platform), devices)
 
 
 def clear_cache() -> None:

@@ -23,6 +23,14 @@ numerics); "+eigen" is a compile option, not a routing: on CPU XLA runs convolut
 (Eigen) kernels instead of YNNPACK (`programs.compile_options`).
 
 "auto" parses to `AUTO`; `vmaptrain.autotune` resolves it to a concrete strategy by timing.
+"default" (the config's default) stands for the strategy measured fastest on the backend and
+CPU family at hand (`CPU_DEFAULTS`; BUILD_NOTES.md "Measured"): on AMD EPYC (Zen 5)
+"unrolled+direct+eigen", on Intel Xeon (AMX) and any other CPU "serial+direct+eigen" (the two are
+within 10% of each other on both, and 1.4–1.6× faster than "unrolled"); on accelerators "auto".
+
+Unrolled forms compile one copy of the step per run, so their compile time grows with the runs
+in a program: `default_group_size` caps the runs per device of those forms and the study trains
+in groups that reuse one compiled program.
 
 This module is pure Python (no jax): `vmaptrain.config` parses the strategy once, at validation.
 """
@@ -40,8 +48,13 @@ _PATTERN = re.compile(
 )
 _HELP = (
     "choose auto, or vmap, unrolled, serial, chunk:K, map or map:K (K ≥ 1), optionally followed by "
-    "+direct, +perrun or +bmm (not both), +bf16 and +eigen"
+    "+direct, +perrun or +bmm (not both), +bf16 and +eigen, or default (the backend's measured default)"
 )
+# CPU family (a word of the CPU model) → the default on it; the fallback is the one with the
+# smaller working set. Accelerators: "auto".
+CPU_DEFAULTS = {"AMD": "unrolled+direct+eigen"}
+CPU_FALLBACK = "serial+direct+eigen"
+MAX_UNROLLED_RUNS_PER_DEVICE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +73,8 @@ class Strategy:
             return text
         if text == "auto":
             return AUTO
+        if text == "default":
+            return DEFAULT
         match = _PATTERN.match(text) if isinstance(text, str) else None
         options = tuple(match.group(2).split("+")[1:]) if match else ()
         if not match or len(set(options)) != len(options) or {"perrun", "bmm"} <= set(options):
@@ -68,14 +83,38 @@ class Strategy:
         return cls(form, int(size) if size else None, options)
 
     def __str__(self) -> str:
-        if self.is_auto:
-            return "auto"
+        if self.is_auto or self.is_default:
+            return self.form
         form = f"{self.form}:{self.chunk}" if self.chunk is not None else self.form
         return "+".join((form,) + self.options)
 
     @property
     def is_auto(self) -> bool:
         return self.form == "auto"
+
+    @property
+    def is_default(self) -> bool:
+        return self.form == "default"
+
+    def for_platform(self, platform: str, cpu_model: str | None = None) -> Strategy:
+        """The "default" strategy resolved for `platform` (a concrete strategy, or "auto") and, on
+        CPU, the CPU model (default: this machine's); other strategies as they are."""
+        if not self.is_default:
+            return self
+        if platform != "cpu":
+            return AUTO
+        if cpu_model is None:
+            from vmaptrain import machine
+
+            cpu_model = machine.cpu_model()
+        words = cpu_model.split()
+        return Strategy.parse(next((v for k, v in CPU_DEFAULTS.items() if k in words), CPU_FALLBACK))
+
+    @property
+    def unrolled(self) -> bool:
+        """Whether the program holds one copy of the step per run or per chunk (compile time grows
+        with the runs in it)."""
+        return self.form in ("unrolled", "serial", "chunk")
 
     def has(self, option: str) -> bool:
         return option in self.options
@@ -95,8 +134,22 @@ class Strategy:
         return min(self.chunk, num_runs)
 
     def _concrete(self) -> None:
-        if self.is_auto:
-            raise ValueError("strategy 'auto' must be resolved (vmaptrain.autotune) before programs are built")
+        if self.is_auto or self.is_default:
+            raise ValueError(f"strategy '{self}' must be resolved (vmaptrain.autotune) before programs are built")
 
 
 AUTO = Strategy("auto")
+DEFAULT = Strategy("default")
+
+
+def default_group_size(num_runs: int, strategy: Strategy, devices: int) -> int:
+    """Runs per program when the config leaves it open (group_size 0): all of them, except that
+    unrolled forms take at most `MAX_UNROLLED_RUNS_PER_DEVICE` per device, in equal groups when
+    a divisor of the run count allows (one program size, compiled once)."""
+    cap = MAX_UNROLLED_RUNS_PER_DEVICE * devices
+    if not strategy.unrolled or num_runs <= cap:
+        return num_runs
+    for size in range(cap, cap // 2 - 1, -devices):  # the largest equal split near the cap
+        if num_runs % size == 0:
+            return size
+    return cap

@@ -31,7 +31,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.stats import hypergeom
 
 
 @functools.partial(jax.jit, static_argnames=("block",), donate_argnums=(0,))
@@ -98,6 +97,8 @@ def expected_deviating_pairs(
     bound = deviation_bound(num_runs, threshold)
     upper = -(-(product + bound) // num_runs)  # smallest N with R·N − c_i c_j ≥ B
     lower = (product - bound) // num_runs  # largest N with c_i c_j − R·N ≥ B
+    from scipy.stats import hypergeom  # here, not at import: scipy.stats costs ~2 s to import
+
     prob = hypergeom.sf(upper - 1, num_runs, c_i, c_j) + hypergeom.cdf(lower, num_runs, c_i, c_j)
     return float(np.sum(weight * prob))
 
