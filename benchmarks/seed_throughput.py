@@ -4,7 +4,8 @@ For S runs of one model (default: the reference net, small_cnn width 1, batch 25
 S = 8), measured in one process, round by round interleaved so that load from other processes
 hits every variant alike:
 
-  (a) vmaptrain, strategy "auto" (candidates timed and cached by vmaptrain.autotune)
+  (a) vmaptrain with `--strategy` (default: the study default for this backend and CPU family;
+      "auto" times candidates, cached by vmaptrain.autotune)
   (b) naive `jax.vmap` of the per-run step (vmaptrain's "vmap" strategy: jit(vmap(step)))
   (c) a Python loop of single-run jitted JAX steps, S calls per round
   (d) PyTorch eager, the S trainings one after another (benchmarks/torch_reference.py)
@@ -62,6 +63,7 @@ _STUDY = flags.DEFINE_bool("study", False, "Also time a whole study vs PyTorch")
 _STUDY_EPOCHS = flags.DEFINE_integer("study_epochs", 1, "Epochs of the whole study (--study)", lower_bound=1)
 _REGISTRY = flags.DEFINE_bool("registry", False, "Also check every registry model at small size")
 _OUT = flags.DEFINE_string("out", DEFAULT_OUT, "Where the JSON report goes")
+_STRATEGY = flags.DEFINE_string("strategy", "default", "vmaptrain's strategy: default (the study default), auto, …")
 
 
 def jax_loop_stepper(config, spec, data, num_runs: int):
@@ -143,10 +145,15 @@ def throughput(config, data, num_runs: int, rounds: int, with_torch: bool, torch
     specs.check_model(spec, data)
     devices = tuple(placement.seed_mesh().devices.flat)
     t0 = time.perf_counter()
-    chosen = autotune.resolve(config, spec, data, devices, num_runs)
+    chosen = config.parsed_strategy.for_platform(devices[0].platform)
+    if chosen.is_auto:
+        chosen = autotune.resolve(config, spec, data, devices, num_runs)
+    chosen = str(chosen)
     tune_s = time.perf_counter() - t0
     fns = {
-        f"vmaptrain auto ({chosen})": autotune.study_stepper(config, spec, data, devices, chosen, num_runs),
+        f"vmaptrain {config.strategy} ({chosen})": autotune.study_stepper(
+            config, spec, data, devices, chosen, num_runs
+        ),
         "naive jax.vmap": autotune.study_stepper(config, spec, data, devices, "vmap", num_runs),
         "loop of single-run jax steps": jax_loop_stepper(config, spec, data, num_runs),
     }
@@ -163,15 +170,15 @@ def throughput(config, data, num_runs: int, rounds: int, with_torch: bool, torch
     for t in timed.values():
         t["model_steps_per_s"] = num_runs / t["median_s"]
         t["ms_per_model_step"] = 1000 * t["median_s"] / num_runs
-    auto = next(k for k in timed if k.startswith("vmaptrain auto"))
+    ours = next(k for k in timed if k.startswith("vmaptrain "))
     ratios = {
-        f"auto / {k}": timed[auto]["model_steps_per_s"] / timed[k]["model_steps_per_s"] for k in timed if k != auto
+        f"vmaptrain / {k}": timed[ours]["model_steps_per_s"] / timed[k]["model_steps_per_s"] for k in timed if k != ours
     }
     best_torch = max(
         (k for k in timed if k.startswith(TORCH)), key=lambda k: timed[k]["model_steps_per_s"], default=None
     )
     if best_torch is not None:
-        ratios["auto / best pytorch"] = ratios[f"auto / {best_torch}"]
+        ratios["vmaptrain / best pytorch"] = ratios[f"vmaptrain / {best_torch}"]
     for name, t in timed.items():
         log(
             f"  {name:60s} {t['model_steps_per_s']:7.2f} model-steps/s  "
@@ -185,7 +192,8 @@ def throughput(config, data, num_runs: int, rounds: int, with_torch: bool, torch
         "batch_size": config.batch_size,
         "image_shape": list(data.x_train.shape[1:]),
         "num_runs": num_runs,
-        "auto_choice": chosen,
+        "strategy": config.strategy,
+        "chosen": chosen,
         "autotune_s": tune_s,
         "autotune_cache": autotune.cache_path(),
         "variants": timed,
@@ -256,6 +264,7 @@ def benchmark(
     study_epochs: int = 1,
     registry: bool = False,
     out: str = DEFAULT_OUT,
+    strategy: str = "default",
     log=None,
 ) -> dict:
     """The whole benchmark (what the flags describe; `whole` is --study); writes the report to `out`
@@ -292,6 +301,7 @@ def benchmark(
         num_seeds=num_seeds,
         epochs=1,
         batch_size=batch_size,
+        strategy=strategy,
     )
     report["reference"] = throughput(config, data, num_seeds, rounds, not no_torch, torch_threads, log)
     if registry:
@@ -299,7 +309,13 @@ def benchmark(
         for model, (model_width, batch) in REGISTRY_SIZES.items():
             log(f"{model} width {model_width}, batch {batch}, S = {num_seeds}")
             config = StudyConfig(
-                dataset=dataset, model=model, width=model_width, num_seeds=num_seeds, epochs=1, batch_size=batch
+                dataset=dataset,
+                model=model,
+                width=model_width,
+                num_seeds=num_seeds,
+                epochs=1,
+                batch_size=batch,
+                strategy=strategy,
             )
             report["registry"].append(throughput(config, data, num_seeds, max(3, rounds // 2), False, None, log))
     if whole and not no_torch:
@@ -311,7 +327,7 @@ def benchmark(
             num_seeds,
             study_epochs,
             batch_size,
-            report["reference"]["auto_choice"],
+            report["reference"]["chosen"],
             threads,
             log,
         )
@@ -338,6 +354,7 @@ def main(argv) -> None:
             study_epochs=_STUDY_EPOCHS.value,
             registry=_REGISTRY.value,
             out=_OUT.value,
+            strategy=_STRATEGY.value,
         )
     )
 
