@@ -147,6 +147,7 @@ class Progress:
         self.run_steps = 0  # run-steps done after the clock started
         self.clock = None  # perf_counter when the first step had run
         self.compile_s = None
+        self._compile_reported = False
 
     def say(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -167,7 +168,9 @@ class Progress:
         remaining = (self.total_runs - self.skipped) * self.total_steps - self.run_steps
         eta = remaining / rate if rate > 0 else float("inf")
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
-        compiled = f" | compiled in {self.compile_s:.1f} s" if self.compile_s is not None and epoch == 1 else ""
+        compiled = ""
+        if self.compile_s is not None and not self._compile_reported:  # once, on the first line
+            compiled, self._compile_reported = f" | compiled in {self.compile_s:.1f} s", True
         self.say(
             f"epoch {epoch}/{self.epochs} | runs done {runs_done}/{self.total_runs} | "
             f"{rate / self.total_steps:.3f} runs/s | ETA {eta_text}{compiled}"
