@@ -36,7 +36,7 @@ from absl import app, flags
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from vmaptrain import autotune, cli, machine, specs, study, train  # noqa: E402
+from vmaptrain import autotune, cli, machine, specs, store, study, train  # noqa: E402
 from vmaptrain.config import StudyConfig  # noqa: E402
 from vmaptrain.data import load_dataset  # noqa: E402
 from vmaptrain.engine import hostmem, placement, seed_axis, trainer  # noqa: E402
@@ -333,8 +333,7 @@ def benchmark(
         )
     report["load_average_end"] = os.getloadavg()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=1)
+    store.write_json(out, report)
     log(f"wrote {out}")
     return report
 

@@ -18,7 +18,6 @@ compilation cache filled by an untimed run first).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -34,7 +33,7 @@ from absl import app, flags
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from vmaptrain import cli, machine  # noqa: E402
+from vmaptrain import cli, machine, store  # noqa: E402
 
 FASHION = "idx:/usr/share/datasets/fashion-mnist"
 CASES = {
@@ -127,8 +126,7 @@ def benchmark(cases: list[str], reps: int, out: str) -> dict:
             report["cases"][name] = _case(name, reps, scratch, log)
     report["load_average_end"] = os.getloadavg()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=1)
+    store.write_json(out, report)
     log(f"wrote {out}")
     return report
 

@@ -234,6 +234,7 @@ def resolve(config, spec, data, devices: tuple, group: int, *, stream=None, refr
     steppers = {}
 
     def measure_all():
+        _say(stream, f"strategy auto: timing {len(candidates)} candidates (each compiled once; the choice is cached)")
         for candidate in candidates:
             try:
                 steppers[candidate] = study_stepper(config, spec, data, devices, candidate, group)
@@ -252,8 +253,6 @@ def resolve(config, spec, data, devices: tuple, group: int, *, stream=None, refr
             raise steppers[candidate]
         return timings[candidate]
 
-    if refresh or (read_cache(path).get(key) or {}).get("choice") not in candidates:
-        _say(stream, f"strategy auto: timing {len(candidates)} candidates (each compiled once; the choice is cached)")
     started = time.perf_counter()
     choice, entry = choose(key, candidates, measure, path, refresh=refresh)
     times = ", ".join(f"{c} {1000 * s:.1f}" for c, s in sorted(entry["seconds_per_step"].items(), key=lambda i: i[1]))

@@ -42,12 +42,12 @@ class PeriodicHook(Hook):
 
     every_steps: steps since it last acted; every_secs: wall time since it last acted (or since
     `begin`); every_epochs / epochs: at the end of every E-th epoch (1-based) or of the listed
-    ones; at_last: at the last step of the `train` call.
+    ones.
     """
 
-    def __init__(self, *, every_steps=0, every_secs=0.0, every_epochs=0, epochs=(), at_last=False):
+    def __init__(self, *, every_steps=0, every_secs=0.0, every_epochs=0, epochs=()):
         self.every_steps, self.every_secs = every_steps, every_secs
-        self.every_epochs, self.epochs, self.at_last = every_epochs, frozenset(epochs), at_last
+        self.every_epochs, self.epochs = every_epochs, frozenset(epochs)
         self._last_step, self._last_time = 0, time.monotonic()
 
     def begin(self, trainer, state) -> None:
@@ -58,11 +58,10 @@ class PeriodicHook(Hook):
             return True
         if self.every_secs and time.monotonic() - self._last_time >= self.every_secs:
             return True
-        if event.epoch_end and (
-            (self.every_epochs and (event.epoch + 1) % self.every_epochs == 0) or event.epoch + 1 in self.epochs
-        ):
-            return True
-        return self.at_last and event.last
+        epoch = event.epoch + 1
+        return bool(
+            event.epoch_end and ((self.every_epochs and epoch % self.every_epochs == 0) or epoch in self.epochs)
+        )
 
     def after_step(self, trainer, state, event) -> None:
         if self.due(event):

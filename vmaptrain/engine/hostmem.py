@@ -82,8 +82,3 @@ def state() -> dict:
     if _applied:
         return {"host_malloc": "kept (glibc mallopt: one arena, no mmap, no trim)"}
     return {"host_malloc": "default"}
-
-
-def applied() -> bool:
-    """Whether this process's C allocator was changed."""
-    return bool(_applied)

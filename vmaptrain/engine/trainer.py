@@ -60,7 +60,6 @@ class StepEvent:
     epoch: int  # 0-based epoch of the step
     step_in_epoch: int
     epoch_end: bool
-    last: bool  # the last step of this `train` call
 
 
 def run_inputs(config, indices: Sequence[int]):
@@ -185,7 +184,7 @@ class GroupTrainer:
             if epoch_end:
                 last_loss, loss_sum = loss_sum / self.steps_in_epoch(epoch), loss_sum * 0
             state = state.replace(run=run, loss_sum=loss_sum, last_loss=last_loss, step=step + 1)
-            event = StepEvent(step + 1, epoch, k, epoch_end, step + 1 == to_step)
+            event = StepEvent(step + 1, epoch, k, epoch_end)
             for hook in hooks:
                 hook.after_step(self, state, event)
         for hook in hooks:
