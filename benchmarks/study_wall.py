@@ -12,6 +12,9 @@ Cases:
 Variants of each vmaptrain command: `cold` (an empty compilation cache and autotune cache of its
 own: the first run of a configuration on a machine) and `warm` (the same command again, its
 compilation cache filled by an untimed run first).
+Each vmaptrain sample also carries the study's phase clock (the workdir's timings.json: data,
+setup, compile, train, evaluate, estimators, plots, write) and the rest of the wall time as
+start-up (interpreter and imports); their medians are printed per variant.
 
     PYTHONPATH=. python benchmarks/study_wall.py --reps=3
 """
@@ -49,14 +52,24 @@ _REPS = flags.DEFINE_integer("reps", 3, "Timed rounds (medians reported).", lowe
 _OUT = flags.DEFINE_string("out", os.path.join(REPO, "benchmarks", "results", "study_wall_cpu.json"), "JSON output.")
 
 
-def _timed(command: list[str], env: dict) -> dict:
+def _timed(command: list[str], env: dict, workdir: str | None = None) -> dict:
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     compiled = re.search(r"compiled in ([0-9.]+) s", proc.stderr)
-    return {"wall_s": wall, "compile_s": float(compiled.group(1)) if compiled else None, "stdout": proc.stdout[-400:]}
+    result = {"wall_s": wall, "compile_s": float(compiled.group(1)) if compiled else None, "stdout": proc.stdout[-400:]}
+    if workdir is not None:
+        # The study's own phase clock; what it does not cover is process start-up and imports.
+        phases = store.read_json(os.path.join(workdir, "timings.json"))
+        result["phases_s"] = {"start-up": wall - sum(phases.values()), **phases}
+    return result
+
+
+def _phase_medians(samples: list[dict]) -> dict:
+    names = [name for name in samples[0].get("phases_s", {})]
+    return {name: statistics.median(s["phases_s"][name] for s in samples) for name in names}
 
 
 def _case(name: str, reps: int, scratch: str, log) -> dict:
@@ -72,7 +85,7 @@ def _case(name: str, reps: int, scratch: str, log) -> dict:
         env = dict(base, VMAPTRAIN_CACHE_DIR=cache)
         command = [python, "experiments/train_seeds.py", f"--workdir={workdir}/w", *spec["vmaptrain"]]
         try:
-            return _timed(command, env)
+            return _timed(command, env, f"{workdir}/w")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             if tag != "warm":
@@ -102,9 +115,12 @@ def _case(name: str, reps: int, scratch: str, log) -> dict:
     }
     for v, m in medians.items():
         log(f"  {name}: {v:15s} median {m:7.1f} s")
+    phases = {v: _phase_medians(rs) for v, rs in samples.items() if "phases_s" in rs[0]}
+    for v, by_phase in phases.items():
+        log(f"  {name}: {v:15s} phases (medians, s): " + ", ".join(f"{k} {t:.1f}" for k, t in by_phase.items()))
     for r, value in ratios.items():
         log(f"  {name}: speed-up {r}: {value:.2f}×")
-    return {"commands": spec, "median_s": medians, "ratios": ratios, "samples": samples}
+    return {"commands": spec, "median_s": medians, "ratios": ratios, "phases_median_s": phases, "samples": samples}
 
 
 def benchmark(cases: list[str], reps: int, out: str) -> dict:

@@ -2,8 +2,10 @@
 
 Mirrors `vmaptrain.models.SmallCNN` + vmaptrain's nesterov optimizer: conv3×3 (no bias) → BN →
 GELU (tanh form, as flax's `nn.gelu`) → 2×2 max-pool, three times (16/32/64 channels), global
-max, dense; SGD with Nesterov momentum 0.9 and coupled weight decay; channels_last on CPU.
-PyTorch is an optional extra: importing this module needs `torch`.
+max, dense (with bias); torch.nn's default init (vmaptrain's init="torch"); SGD with Nesterov
+momentum 0.9 and coupled weight decay on every parameter, its lr decayed linearly to 0 per step
+as vmaptrain's "linear" schedule; channels_last on CPU. PyTorch is an optional extra: importing
+this module needs `torch`.
 
 Run as a script with no flags it is the JSON-lines worker through which
 benchmarks/seed_throughput.py times PyTorch in a process of its own (`worker`):
@@ -11,7 +13,8 @@ benchmarks/seed_throughput.py times PyTorch in a process of its own (`worker`):
     python benchmarks/torch_reference.py < commands.jsonl
 
 With `--dataset` it is the PyTorch loop a user would run instead of a vmaptrain study (what
-benchmarks/study_wall.py times as a whole command):
+benchmarks/study_wall.py times as a whole command; benchmarks/parity.py compares its accuracy
+distribution with vmaptrain's, from the test predictions `--predictions` writes):
 
     python benchmarks/torch_reference.py --dataset=idx:/usr/share/datasets/fashion-mnist --num_runs=8
 """
@@ -85,6 +88,12 @@ def time_steps(num_runs: int, steps: int, batch: int = 256, shape=(1, 28, 28), w
     return times
 
 
+def linear_decay(optimizer, base_lr: float, step: int, total_steps: int) -> None:
+    """vmaptrain's "linear" schedule: lr · (1 − step/total) before 0-based step `step`, per step."""
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr * (1.0 - step / total_steps)
+
+
 def train_study(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -93,35 +102,42 @@ def train_study(
     num_runs: int,
     epochs: int,
     batch: int,
-    mean: float,
-    std: float,
+    mean,
+    std,
+    lr: float = 0.05,
+    wd: float = 5e-4,
+    momentum: float = 0.9,
 ) -> dict:
     """`num_runs` full trainings one after another (own init and data order), then each run's
-    test accuracy; the wall time covers batching, normalisation, training and evaluation."""
+    test accuracy and predictions ([runs, test examples] class indices); the wall time covers
+    batching, normalisation, training and evaluation. `mean`/`std`: per channel (or one value)."""
     start = time.perf_counter()
     # Copies: the loaders' arrays may be read-only (memory-mapped), which torch warns about.
     train = torch.from_numpy(np.array(x_train)).permute(0, 3, 1, 2).contiguous()
     test = torch.from_numpy(np.array(x_test)).permute(0, 3, 1, 2).contiguous()
-    targets, test_targets = torch.from_numpy(y_train).long(), torch.from_numpy(y_test).long()
+    targets = torch.from_numpy(y_train).long()
+    mean = torch.tensor(np.asarray(mean, np.float32)).reshape(1, -1, 1, 1)
+    std = torch.tensor(np.asarray(std, np.float32)).reshape(1, -1, 1, 1)
     steps = len(x_train) // batch
-    accuracies = []
+    total_steps = steps * epochs
+    accuracies, predictions = [], np.zeros((num_runs, len(x_test)), np.int16)
     for run in range(num_runs):
-        model, optimizer = make_run(run, train.shape[1])
+        model, optimizer = make_run(run, train.shape[1], lr=lr, wd=wd, momentum=momentum)
         gen = torch.Generator().manual_seed(1000 + run)
-        for _ in range(epochs):
+        for epoch in range(epochs):
             order = torch.randperm(len(train), generator=gen)
             for k in range(steps):
+                linear_decay(optimizer, lr, epoch * steps + k, total_steps)
                 idx = order[k * batch : (k + 1) * batch]
                 images = ((train[idx].float() - mean) / std).contiguous(memory_format=torch.channels_last)
                 train_step(model, optimizer, images, targets[idx])
         model.eval()
-        correct = 0
         with torch.no_grad():
             for k in range(0, len(test), 1000):
                 images = ((test[k : k + 1000].float() - mean) / std).contiguous(memory_format=torch.channels_last)
-                correct += int((model(images).argmax(-1) == test_targets[k : k + 1000]).sum())
-        accuracies.append(correct / len(test))
-    return {"wall_s": time.perf_counter() - start, "accuracies": accuracies}
+                predictions[run, k : k + 1000] = model(images).argmax(-1).numpy()
+        accuracies.append(float(np.mean(predictions[run] == y_test)))
+    return {"wall_s": time.perf_counter() - start, "accuracies": accuracies, "predictions": predictions}
 
 
 class SequentialRounds:
@@ -147,8 +163,18 @@ class SequentialRounds:
         return time.perf_counter() - start
 
 
-def study_from_dataset(dataset: str, num_runs: int, epochs: int, batch: int, threads: int | None = None) -> dict:
-    """`train_study` on a vmaptrain dataset string (loaded with vmaptrain's loaders)."""
+def study_from_dataset(
+    dataset: str,
+    num_runs: int,
+    epochs: int,
+    batch: int,
+    threads: int | None = None,
+    lr: float = 0.05,
+    wd: float = 5e-4,
+    momentum: float = 0.9,
+) -> dict:
+    """`train_study` on a vmaptrain dataset string (loaded with vmaptrain's loaders); also the
+    test labels."""
     sys.path.insert(0, REPO)
     from vmaptrain.data import load_dataset
 
@@ -163,11 +189,20 @@ def study_from_dataset(dataset: str, num_runs: int, epochs: int, batch: int, thr
         num_runs,
         epochs,
         batch,
-        float(np.mean(data.mean)),
-        float(np.mean(data.std)),
+        data.mean,
+        data.std,
+        lr=lr,
+        wd=wd,
+        momentum=momentum,
     )
+    out["labels"] = np.asarray(data.y_test, np.int64)
     out["threads"] = torch.get_num_threads()
     return out
+
+
+def summary(out: dict) -> dict:
+    """A study's result without its arrays (what is printed as JSON)."""
+    return {k: v for k, v in out.items() if not isinstance(v, np.ndarray)}
 
 
 def cpu_model() -> str:
@@ -194,7 +229,7 @@ def worker() -> None:
             rounds = SequentialRounds(**command["setup"])
             reply = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_model": cpu_model()}
         elif "study" in command:
-            reply = {**study_from_dataset(**command["study"]), "cpu_model": cpu_model()}
+            reply = {**summary(study_from_dataset(**command["study"])), "cpu_model": cpu_model()}
         else:
             reply = {"seconds": [rounds.round() for _ in range(command["rounds"])]}
         sys.stdout.write(json.dumps(reply) + "\n")
@@ -224,6 +259,12 @@ _NUM_RUNS = flags.DEFINE_integer("num_runs", 8, "Runs of the study, trained one 
 _EPOCHS = flags.DEFINE_integer("epochs", 1, "Epochs per run.", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 256, "Batch size.", lower_bound=1)
 _THREADS = flags.DEFINE_integer("threads", None, "torch.set_num_threads (default: torch's).", lower_bound=1)
+_LR = flags.DEFINE_float("lr", 0.05, "Peak learning rate (decayed linearly to 0 per step).", lower_bound=0.0)
+_WD = flags.DEFINE_float("wd", 5e-4, "Weight decay (coupled, every parameter).", lower_bound=0.0)
+_MOMENTUM = flags.DEFINE_float("momentum", 0.9, "Nesterov momentum.", lower_bound=0.0, upper_bound=0.999)
+_PREDICTIONS = flags.DEFINE_string(
+    "predictions", None, "Also write the runs' test predictions and the test labels to this .npz file."
+)
 
 
 def main(argv) -> None:
@@ -237,8 +278,19 @@ def main(argv) -> None:
         return
     import json
 
-    out = study_from_dataset(_DATASET.value, _NUM_RUNS.value, _EPOCHS.value, _BATCH.value, _THREADS.value)
-    print(json.dumps({**out, "cpu_model": cpu_model()}))
+    out = study_from_dataset(
+        _DATASET.value,
+        _NUM_RUNS.value,
+        _EPOCHS.value,
+        _BATCH.value,
+        _THREADS.value,
+        lr=_LR.value,
+        wd=_WD.value,
+        momentum=_MOMENTUM.value,
+    )
+    if _PREDICTIONS.value:
+        np.savez(_PREDICTIONS.value, predictions=out["predictions"], labels=out["labels"])
+    print(json.dumps({**summary(out), "cpu_model": cpu_model()}))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,30 @@ def test_pair_test_by_hand(tiny):
     assert est.pair_independence_test(tiny.correct, threshold=0.1)["deviating"] == 3
 
 
+def test_hypergeometric_tails_by_brute_force_and_scipy(monkeypatch):
+    from scipy.stats import hypergeom
+
+    from vmaptrain.estimators.pairs import expected_deviating_pairs, hypergeometric_tails
+
+    # R = 4, c_i = 2, c_j = 2: X ∈ {0, 1, 2} with masses 1/6, 4/6, 1/6 (count the 6 draws).
+    np.testing.assert_allclose(hypergeometric_tails(4, [2], [2], [2], [0]), [2 / 6])
+    np.testing.assert_allclose(hypergeometric_tails(4, [2], [2], [3], [-1]), [0.0])
+    rng = np.random.default_rng(0)
+    for runs in (3, 8, 64, 1000):
+        c_i, c_j = rng.integers(0, runs + 1, 300), rng.integers(0, runs + 1, 300)
+        upper = rng.integers(0, runs + 2, 300)
+        lower = upper - 1 - rng.integers(0, runs, 300)
+        expected = hypergeom.sf(upper - 1, runs, c_i, c_j) + hypergeom.cdf(lower, runs, c_i, c_j)
+        np.testing.assert_allclose(hypergeometric_tails(runs, c_i, c_j, upper, lower), expected, rtol=1e-9, atol=1e-15)
+    # Both paths of the expectation (numpy for few cells, scipy beyond) agree.
+    counts = rng.integers(1, 600, 400)
+    numpy_path = expected_deviating_pairs(counts, 600, 0.02)
+    from vmaptrain.estimators import pairs
+
+    monkeypatch.setattr(pairs, "_NUMPY_TAIL_CELLS", 0)
+    assert expected_deviating_pairs(counts, 600, 0.02) == pytest.approx(numpy_path, rel=1e-9)
+
+
 def test_binary_tasks_against_collapsing():
     partitions = est.binary_task_partitions(3)
     np.testing.assert_array_equal(partitions, [[1, 0, 0], [0, 1, 0], [1, 1, 0]])

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 import helpers
-from vmaptrain import machine, metrics
+from vmaptrain import machine, metrics, store
 from vmaptrain.study import SeedStudy
 
 # sha256 of the README study's stored logits (logits.npy: float16 [32, 364, 10]; the float32
-# logits of `SeedStudy(strategy="unrolled").run()` hash to 433e8586…), every other field at its
-# default, recorded before the engine refactor, when "unrolled" was the default strategy; per
+# logits of `SeedStudy(strategy="unrolled", init="flax").run()` hash to 433e8586…), every other
+# field at its default, recorded before the engine refactor, when "unrolled" was the default
+# strategy and flax's init small_cnn's only one; per
 # (CPU model, jax version): XLA:CPU compiles for the host's features, so another CPU may round
 # differently.
 README_LOGITS_SHA256 = {
@@ -29,10 +30,10 @@ README_LOGITS_SHA256 = {
 @pytest.fixture(scope="module")
 def readme_study(tmp_path_factory):
     """The README study (32 runs × 20 epochs) as the tree before the engine refactor ran it
-    ("unrolled"), trained in groups of 4: a run's logits do not depend on how many runs share its
-    program, so this is bitwise that study."""
+    ("unrolled", flax's init convention, then small_cnn's only one), trained in groups of 4: a
+    run's logits do not depend on how many runs share its program, so this is bitwise that study."""
     workdir = str(tmp_path_factory.mktemp("readme") / "digits")
-    result = SeedStudy(strategy="unrolled", group_size=4).run(workdir, progress=False)
+    result = SeedStudy(strategy="unrolled", group_size=4, init="flax").run(workdir, progress=False)
     return workdir, result
 
 
@@ -101,6 +102,18 @@ def test_tensorboard_lists_every_run_with_its_curve(readme_study):
             assert points[line["epoch"]] == pytest.approx(line["train_loss"][j], rel=1e-6)
     assert [step for step, _ in runs["run_00007"]["train/loss"]] == list(range(1, 21))
     assert [step for step, _ in runs["run_00007"]["test/accuracy"]] == [20]
+
+
+def test_timings_json_names_every_phase_of_the_readme_study(readme_study):
+    workdir, result = readme_study
+    timings = store.read_json(os.path.join(workdir, "timings.json"))
+    assert set(timings) == {"data", "setup", "compile", "train", "evaluate", "write", "estimators", "plots"}
+    assert all(seconds >= 0 for seconds in timings.values()), timings
+    # 8 groups trained, so training time is far more than one group's compile-free evaluation.
+    assert timings["train"] > timings["evaluate"] > 0 and timings["compile"] > 0
+    assert result.timings == pytest.approx(timings, abs=1e-3)
+    # Reading the finished study back says nothing about its timings (they were this call's).
+    assert SeedStudy(strategy="unrolled", group_size=4, init="flax").run(workdir, progress=False).timings is None
 
 
 def test_eval_every_epochs_adds_test_accuracy_lines(tmp_path):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from vmaptrain import optim, rng, tta
 from vmaptrain.engine.strategy import Strategy
+from vmaptrain.models import INIT_CHOICES
 
 PerRun = float | Sequence[float]
 
@@ -50,6 +51,11 @@ class StudyConfig:
         "small_cnn", "Model name from the registry: small_cnn | resnet14_sd | resnet9_paper | airbench94."
     )
     width: float = _field(1.0, "Width multiplier of the model.")
+    init: str = _field(
+        "model",
+        "Initialisation convention: model (the model's own, that of the original it reproduces) | torch "
+        "(PyTorch's conv/linear defaults) | flax (flax's defaults); see docs/presets.md.",
+    )
     num_seeds: int = _field(32, "Number of runs.")
     epochs: float = _field(
         20, "Training epochs per run (0 = evaluate at init; may be fractional: ceil(epochs · steps/epoch) steps)."
@@ -169,6 +175,7 @@ class StudyConfig:
             f"snapshot_epochs must be increasing whole epochs in 1..{math.ceil(self.epochs)}, got {snapshots}",
         )
         need(self.width > 0, f"width must be > 0, got {self.width}")
+        need(self.init in INIT_CHOICES, f"unknown init '{self.init}'; choose from {', '.join(INIT_CHOICES)}")
         need(self.poke_factor > 0, f"poke_factor must be > 0, got {self.poke_factor}")
         try:
             rng.parse_vary(self.vary)
@@ -207,6 +214,11 @@ class StudyConfig:
         unknown = sorted(set(obj) - known)
         if unknown:
             raise StudyError(f"config has unknown field(s): {', '.join(unknown)}")
+        if "init" not in obj:
+            # Saved before `init` existed: those runs had flax's defaults wherever the model set
+            # no init of its own (all of small_cnn, resnet14_sd's head), i.e. init="flax"; reading
+            # them back as such keeps a resumed workdir's runs on one convention.
+            obj = {**obj, "init": "flax" if obj.get("model", "small_cnn") in ("small_cnn", "resnet14_sd") else "model"}
         return cls(**obj)  # __post_init__ turns JSON lists back into tuples
 
     def differences(self, other: StudyConfig) -> list[str]:

@@ -23,7 +23,7 @@ def build_spec(config: StudyConfig, data: Dataset) -> TrainSpec:
         if getattr(models.REGISTRY.get(config.model), "needs_training_images", False):
             # Only the images the whitening uses are normalised (not the whole training set).
             train_images = normalize(data.x_train[models.whitening_sample(n)], data.mean, data.std)
-        model = make_model(config.model, data.num_classes, config.width, train_images)
+        model = make_model(config.model, data.num_classes, config.width, train_images, config.init)
         aug = augment.AugmentConfig(
             flip=config.flip, translate=config.translate, translate_mode=config.translate_mode, cutout=config.cutout
         )

@@ -9,9 +9,11 @@ latest orbax checkpoint, and groups whose predictions are already stored are ski
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+import time
 
 import jax
 import numpy as np
@@ -49,6 +51,27 @@ class StudyResult:
     state: object = None  # final stacked RunState (host arrays) when all runs trained in this call
     spec: TrainSpec | None = None
     snapshots: dict = dataclasses.field(default_factory=dict)  # {epoch: [runs, n, k] logits}
+    timings: dict | None = None  # wall seconds per phase of this call (`Phases`); None when read back
+
+
+class Phases:
+    """Wall seconds per phase of one study call, where the user waits: data, setup, compile
+    (until the first step has run), train, evaluate, estimators, plots, write. Written to the
+    workdir's timings.json (not part of the bitwise-reproducible outputs)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
 
 @dataclasses.dataclass
@@ -135,12 +158,82 @@ class SeedStudy:
             return load_result(workdir)
         if workdir is None and jax.process_count() > 1:
             raise StudyError("a multi-process study needs a workdir (each process writes its own runs there)")
+        phases = Phases()
+        with phases("data"):
+            try:
+                data = load_dataset(config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir)
+            except DataError as err:
+                raise StudyError(str(err)) from None
+        with phases("setup"):
+            spec = build_spec(config, data)
+            check_model(spec, data)
+            trainer, group = self._trainer(config, spec, data, workdir, overwrite, writer, phases)
+        phases.add("setup", -phases.seconds.get("autotune", 0.0))  # shown on its own
+        finished = workdirs.finished_runs(workdir) if workdir is not None else set()
+        meter = hooks.Progress(
+            config.num_seeds, trainer.total_steps, trainer.steps_per_epoch, quiet=not (progress and writer)
+        )
+        sink = metrics.MetricsWriter(workdir, config.tensorboard) if workdir is not None else None
+        groups: list[_Group] = []
+        runs = []
+        guard = TermGuard()
         try:
-            data = load_dataset(config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir)
-        except DataError as err:
-            raise StudyError(str(err)) from None
-        spec = build_spec(config, data)
-        check_model(spec, data)
+            with guard.installed():
+                for start in range(0, config.num_seeds, group):
+                    end = min(start + group, config.num_seeds)
+                    if finished.issuperset(range(start, end)):
+                        meter.skip(end - start)
+                        continue
+                    with phases("train"):
+                        trained = train_group(trainer, start, end, workdir, guard, meter, sink)
+                    with phases("write"):
+                        rows = describe_runs(config, trained, data.y_test)
+                        if workdir is not None:
+                            if config.keep_weights:
+                                workdirs.write_weights(workdir, trained.indices[0], trained.state)
+                            workdirs.write_block(workdir, trained.indices[0], trained.logits, rows)
+                            _barrier(f"group-{start}")
+                            if writer:
+                                shutil.rmtree(workdirs.checkpoint_dir(workdir, start, end), ignore_errors=True)
+                    groups.append(trained)
+                    runs.extend(rows)
+        finally:
+            if sink is not None:
+                sink.close()
+        # The train phase's share that was compilation (until the first step ran) and evaluation.
+        for name, seconds in (("compile", meter.compile_s or 0.0), ("evaluate", trainer.eval_seconds)):
+            phases.add(name, seconds)
+            phases.add("train", -seconds)
+        trained_all = sum(len(g.indices) for g in groups) == config.num_seeds
+        states = [g.state for g in groups]
+        state = jax.tree.map(lambda *parts: np.concatenate(parts), *states) if trained_all and states else None
+        if workdir is None:
+            logits = np.concatenate([g.logits for g in groups])
+            with phases("estimators"):
+                summary = summarize(logits, data.y_test, runs)
+            snapshots = {e: np.concatenate([g.snapshots[e] for g in groups]) for e in config.snapshot_epochs}
+            return StudyResult(
+                logits=logits,
+                labels=np.asarray(data.y_test, np.int32),
+                runs=runs,
+                summary=summary,
+                state=state,
+                spec=spec,
+                snapshots=snapshots,
+                timings=phases.seconds,
+            )
+        _barrier("assemble")
+        if writer:
+            assemble(workdir, config, data, phases)
+            store.write_json(os.path.join(workdir, "timings.json"), {k: round(v, 3) for k, v in phases.seconds.items()})
+        _barrier("written")
+        result = load_result(workdir)
+        result.state, result.spec, result.timings = state, spec, phases.seconds
+        return result
+
+    def _trainer(self, config, spec, data, workdir, overwrite, writer, phases) -> tuple[GroupTrainer, int]:
+        """The study's trainer on its programs (autotune first when the strategy says "auto") and
+        its runs per group; claims the workdir, since from here the study can start."""
         mesh = placement.seed_mesh()
         devices = tuple(mesh.devices.flat)
         strategy = config.parsed_strategy.for_platform(devices[0].platform)
@@ -151,64 +244,12 @@ class SeedStudy:
         except ValueError as err:
             raise StudyError(str(err)) from None
         if strategy.is_auto:
-            strategy = autotune.resolve(config, spec, data, devices, group)
+            with phases("autotune"):
+                strategy = autotune.resolve(config, spec, data, devices, group)
         programs = programs_for(spec, strategy, devices)
         if workdir is not None:  # only a study that can start claims its workdir
             workdirs.claim(workdir, config, overwrite, writer, environment=programs.environment)
-        trainer = GroupTrainer(programs, config, data)
-        finished = workdirs.finished_runs(workdir) if workdir is not None else set()
-        meter = None
-        if progress and writer:
-            meter = hooks.Progress(config.num_seeds, trainer.total_steps, trainer.steps_per_epoch)
-        sink = metrics.MetricsWriter(workdir, config.tensorboard) if workdir is not None else None
-        groups: list[_Group] = []
-        runs = []
-        guard = TermGuard()
-        try:
-            with guard.installed():
-                for start in range(0, config.num_seeds, group):
-                    end = min(start + group, config.num_seeds)
-                    if finished.issuperset(range(start, end)):
-                        if meter is not None:
-                            meter.skip(end - start)
-                        continue
-                    trained = train_group(trainer, start, end, workdir, guard, meter, sink)
-                    rows = describe_runs(config, trained, data.y_test)
-                    if workdir is not None:
-                        if config.keep_weights:
-                            workdirs.write_weights(workdir, trained.indices[0], trained.state)
-                        workdirs.write_block(workdir, trained.indices[0], trained.logits, rows)
-                        _barrier(f"group-{start}")
-                        if writer:
-                            shutil.rmtree(workdirs.checkpoint_dir(workdir, start, end), ignore_errors=True)
-                    groups.append(trained)
-                    runs.extend(rows)
-        finally:
-            if sink is not None:
-                sink.close()
-        trained_all = sum(len(g.indices) for g in groups) == config.num_seeds
-        states = [g.state for g in groups]
-        state = jax.tree.map(lambda *parts: np.concatenate(parts), *states) if trained_all and states else None
-        if workdir is None:
-            logits = np.concatenate([g.logits for g in groups])
-            summary = summarize(logits, data.y_test, runs)
-            snapshots = {e: np.concatenate([g.snapshots[e] for g in groups]) for e in config.snapshot_epochs}
-            return StudyResult(
-                logits=logits,
-                labels=np.asarray(data.y_test, np.int32),
-                runs=runs,
-                summary=summary,
-                state=state,
-                spec=spec,
-                snapshots=snapshots,
-            )
-        _barrier("assemble")
-        if writer:
-            assemble(workdir, config, data)
-        _barrier("written")
-        result = load_result(workdir)
-        result.state, result.spec = state, spec
-        return result
+        return GroupTrainer(programs, config, data), group
 
 
 def final_variables(config: StudyConfig, workdir: str, progress: bool = True):
@@ -230,15 +271,20 @@ def final_variables(config: StudyConfig, workdir: str, progress: bool = True):
     return {"params": result.state.params, "batch_stats": result.state.batch_stats}, result
 
 
-def assemble(workdir: str, config: StudyConfig, data: Dataset) -> None:
+def assemble(workdir: str, config: StudyConfig, data: Dataset, phases: Phases | None = None) -> None:
     """The finished study's outputs from its predictions blocks and metrics (summary.json last)."""
-    all_logits, all_runs = workdirs.assemble(workdir, config.num_seeds)
-    summary = summarize(all_logits.astype(np.float32), data.y_test, all_runs)
+    phases = phases or Phases()
+    with phases("write"):
+        all_logits, all_runs = workdirs.assemble(workdir, config.num_seeds)
+    with phases("estimators"):
+        summary = summarize(all_logits.astype(np.float32), data.y_test, all_runs)
     title = f"{config.model} on {config.dataset}: {config.num_seeds} runs, {config.epochs} epochs"
-    curves = metrics.loss_curves_png(workdir, f"{config.model} on {config.dataset}")
-    if curves is not None:
-        store.write_bytes(os.path.join(workdir, "loss_curves.png"), curves)
-    outputs.write_results(workdir, all_logits, np.asarray(data.y_test), all_runs, summary, title)
+    with phases("plots"):
+        curves = metrics.loss_curves_png(workdir, f"{config.model} on {config.dataset}")
+        if curves is not None:
+            store.write_bytes(os.path.join(workdir, "loss_curves.png"), curves)
+    with phases("write"):
+        outputs.write_results(workdir, all_logits, np.asarray(data.y_test), all_runs, summary, title)
 
 
 def _barrier(name: str) -> None:

@@ -6,7 +6,7 @@ predictions/runs_A-B.npy + runs_A-B.json (per finished block of runs; the .json 
 last and marks the block complete) · metrics.jsonl and tensorboard/run_NNNNN/ (per-epoch curves,
 `vmaptrain.metrics`) · weights/runs_A-B/ (orbax, with keep_weights) · logits.npy, labels.npy,
 runs.json, summary.json, accuracy_hist.png, loss_curves.png (assembled at the end; summary.json
-last).
+last) · timings.json (the last call's phase clock, `study.Phases`; after summary.json).
 """
 
 from __future__ import annotations

@@ -137,7 +137,8 @@ class Progress:
     """One line per epoch on stderr. It says "compiling" until the first step has run; runs/s
     and the ETA come from the steps timed after that, so compilation does not inflate them."""
 
-    def __init__(self, total_runs: int, total_steps: int, steps_per_epoch: int, stream=None):
+    def __init__(self, total_runs: int, total_steps: int, steps_per_epoch: int, stream=None, quiet: bool = False):
+        self.quiet = quiet  # keeps time (compile_s), says nothing
         self.total_runs, self.total_steps = total_runs, max(total_steps, 1)
         self.epochs = max(math.ceil(total_steps / steps_per_epoch), 1)
         self.stream = stream or sys.stderr
@@ -149,6 +150,8 @@ class Progress:
         self._compile_reported = False
 
     def say(self, text: str) -> None:
+        if self.quiet:
+            return
         self.stream.write(text + "\n")
         self.stream.flush()
 

@@ -48,6 +48,9 @@ def map_runs(fn, strategy: Strategy | str):
         if strategy.form == "map":
             # lax.map vmaps batch_size runs per iteration (the remainder in a separate vmap).
             return jax.lax.map(lambda run: fn(run, *shared), stacked, batch_size=None if size == 1 else size)
+        # Traced once, called once per run or chunk: tracing and lowering do not grow with the
+        # runs. XLA inlines the calls, so the compiled program (and every bit) is the same.
+        traced_once = jax.jit(fn if size == 1 else jax.vmap(fn, in_axes=(0,) + (None,) * len(shared)))
         outs = []
         for start in range(0, num_runs, size):
             part = jax.tree.map(lambda a: a[start : start + size], stacked)
@@ -55,11 +58,10 @@ def map_runs(fn, strategy: Strategy | str):
                 # A data dependence that is no computation: this run starts after the last ends.
                 part, outs[-1] = jax.lax.optimization_barrier((part, outs[-1]))
             if size == 1:
-                single = fn(jax.tree.map(lambda a: a[0], part), *shared)
+                single = traced_once(jax.tree.map(lambda a: a[0], part), *shared)
                 outs.append(jax.tree.map(lambda a: a[None], single))
             else:
-                in_axes = (0,) + (None,) * len(shared)
-                outs.append(jax.vmap(fn, in_axes=in_axes)(part, *shared))
+                outs.append(traced_once(part, *shared))
         if len(outs) == 1:
             return outs[0]
         return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs)

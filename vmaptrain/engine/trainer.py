@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -116,6 +117,7 @@ class GroupTrainer:
         self.eval_batch_size = eval_batch_size or config.eval_batch_size
         self.dev = placement.put_replicated(self.mesh, device_data(data))
         self._last_eval = None
+        self.eval_seconds = 0.0  # wall time spent evaluating (after the training it waits for)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -202,6 +204,8 @@ class GroupTrainer:
             run, cached_tta, logits = self._last_eval
             if run is state.run and cached_tta == tta:
                 return logits
+        jax.block_until_ready(state.run)  # the steps still queued are training, not evaluation
+        started = time.perf_counter()
         x = self.data.x_test if images is None else images
         n = len(x)
         batch = min(self.eval_batch_size, n)
@@ -216,6 +220,7 @@ class GroupTrainer:
         logits = np.concatenate(chunks, axis=1)[:, :n].astype(np.float32)
         if images is None:
             self._last_eval = (state.run, tta, logits)
+        self.eval_seconds += time.perf_counter() - started
         return logits
 
     def test_accuracy(self, state: GroupState) -> np.ndarray:

@@ -4,8 +4,9 @@ A frozen 2×2 patch-whitening conv (its filters come from the training images, s
 builds this module with `whitening_filters`), GELU, three groups of
 conv → maxpool2 → BN → GELU → conv → BN → GELU at widths 64/256/256, a global max, a bias-free
 linear head and logits × 1/9. BatchNorm: eps 1e-12, no scale (frozen at 1), PyTorch momentum
-0.4 (keep-rate 0.6). Every 3×3 conv starts from PyTorch's default init with its first c_in
-filters replaced by identities (Dirac).
+0.4 (keep-rate 0.6). Every 3×3 conv starts from its convention's init (PyTorch's by default)
+with its first c_in filters replaced by identities (Dirac); the whitening bias starts at 0 under
+either convention, as airbench sets it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vmaptrain.models.layers import batch_norm, max_pool2, scaled, torch_default_init
+from vmaptrain.models import conventions
+from vmaptrain.models.layers import batch_norm, conv, dense, max_pool2, scaled
 
 WHITENING_IMAGES = 5000  # airbench whitens from 5,000 training images
 WHITENING_EPS = 5e-4
@@ -61,13 +63,17 @@ def whitening_filters(images: np.ndarray, chunk: int = 500) -> tuple:
     return tuple(float(v) for v in kernel.astype(np.float32).reshape(-1))
 
 
-def dirac_init(key, shape, dtype=jnp.float32):
-    """PyTorch default init, then output filter o < c_in becomes the identity on channel o."""
-    kernel = torch_default_init(key, shape, dtype)
-    kh, kw, c_in, c_out = shape
-    n = min(c_in, c_out)
-    identity = jnp.zeros((kh, kw, c_in, n), dtype).at[kh // 2, kw // 2, jnp.arange(n), jnp.arange(n)].set(1)
-    return kernel.at[..., :n].set(identity)
+def dirac(base_init):
+    """`base_init`, then output filter o < c_in becomes the identity on channel o."""
+
+    def init(key, shape, dtype=jnp.float32):
+        kernel = base_init(key, shape, dtype)
+        kh, kw, c_in, c_out = shape
+        n = min(c_in, c_out)
+        identity = jnp.zeros((kh, kw, c_in, n), dtype).at[kh // 2, kw // 2, jnp.arange(n), jnp.arange(n)].set(1)
+        return kernel.at[..., :n].set(identity)
+
+    return init
 
 
 class Whitening(nn.Module):
@@ -91,15 +97,17 @@ class Whitening(nn.Module):
 
 class ConvGroup(nn.Module):
     channels: int
+    init_convention: str
 
     @nn.compact
     def __call__(self, x, train: bool):
         def bn(name):
             return batch_norm(train, name, momentum=0.6, epsilon=1e-12, use_scale=False)
 
-        x = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, kernel_init=dirac_init, name="conv1")(x)
+        kernel_init = dirac(conventions.kernel_init(self.init_convention))
+        x = conv(x, self.channels, 3, self.init_convention, "conv1", kernel_init=kernel_init)
         x = nn.gelu(bn("norm1")(max_pool2(x)), approximate=False)
-        x = nn.Conv(self.channels, (3, 3), padding="SAME", use_bias=False, kernel_init=dirac_init, name="conv2")(x)
+        x = conv(x, self.channels, 3, self.init_convention, "conv2", kernel_init=kernel_init)
         return nn.gelu(bn("norm2")(x), approximate=False)
 
 
@@ -107,6 +115,7 @@ class Airbench94(nn.Module):
     num_classes: int
     width: float = 1.0
     whitening: tuple = ()  # from whitening_filters(training images)
+    init_convention: str = "torch"  # vmaptrain.models.conventions
     # The whitening kernel is frozen, the Dirac filters and zero-init biases are no-ops for a
     # ×1.001 poke, so a poke scales a (random) head weight by default.
     default_poke_param: ClassVar[str] = "head/kernel"
@@ -120,7 +129,6 @@ class Airbench94(nn.Module):
             raise ValueError(f"airbench94 needs images of at least 16×16 pixels, got {x.shape[1]}×{x.shape[2]}")
         x = nn.gelu(Whitening(self.whitening, name="whiten")(x), approximate=False)
         for i, channels_out in enumerate((64, 256, 256)):
-            x = ConvGroup(scaled(channels_out, self.width), name=f"group{i + 1}")(x, train)
+            x = ConvGroup(scaled(channels_out, self.width), self.init_convention, name=f"group{i + 1}")(x, train)
         x = jnp.max(x, axis=(1, 2))
-        x = nn.Dense(self.num_classes, use_bias=False, kernel_init=torch_default_init, name="head")(x)
-        return x / 9.0
+        return dense(x, self.num_classes, self.init_convention, "head", use_bias=False) / 9.0

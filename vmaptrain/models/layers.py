@@ -6,14 +6,54 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# PyTorch's default conv/linear init (kaiming_uniform with a=√5) is U(±1/√fan_in).
-torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+from vmaptrain.models import conventions
+
+# torchvision's ResNet conv init, kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, 2/fan_out).
+kaiming_fan_out = conventions.variance_scaling(2.0, "fan_out", "normal")
 
 
 def scaled(channels: int, width: float) -> int:
     """Channel count under a width multiplier (never below 1)."""
     return max(1, int(round(channels * width)))
+
+
+def conv(
+    x: jnp.ndarray,
+    features: int,
+    kernel: int,
+    convention: str,
+    name: str,
+    *,
+    stride: int = 1,
+    padding="SAME",
+    use_bias: bool = False,
+    kernel_init=None,
+) -> jnp.ndarray:
+    """A square conv applied to `x` [B, H, W, C] (inside a compact method), initialised by
+    `convention`; `kernel_init` replaces the convention's kernel initializer where the original
+    chose its own. The bias bound uses the kernel's fan_in, kernel² · C, as PyTorch's does."""
+    fan_in = kernel * kernel * x.shape[-1]
+    return nn.Conv(
+        features,
+        (kernel, kernel),
+        strides=(stride, stride),
+        padding=padding,
+        use_bias=use_bias,
+        kernel_init=kernel_init or conventions.kernel_init(convention),
+        bias_init=conventions.bias_init(convention, fan_in),
+        name=name,
+    )(x)
+
+
+def dense(x: jnp.ndarray, features: int, convention: str, name: str, *, use_bias: bool = True) -> jnp.ndarray:
+    """A dense layer applied to `x` [B, C] (inside a compact method), initialised by `convention`."""
+    return nn.Dense(
+        features,
+        use_bias=use_bias,
+        kernel_init=conventions.kernel_init(convention),
+        bias_init=conventions.bias_init(convention, x.shape[-1]),
+        name=name,
+    )(x)
 
 
 def _pool_with_winner(x: jnp.ndarray):

@@ -1,7 +1,9 @@
 """ResNet-14 of Summers & Dinneen (2021): 3 stages × 2 BasicBlocks, widths 16/32/64.
 
 Shortcut on a shape change: stride-s subsampling (AvgPool(1, s)) → BN → zero-channel concat.
-Kaiming-normal (fan_out) conv init; the last BN γ of every block starts at 0.
+Their `resnet_cifar.py` sets the conv init (Kaiming-normal, fan_out) and the last BN γ of every
+block (0) itself, under either convention; the linear head keeps its framework's default, so
+the convention decides it: PyTorch's (weight and bias U(±1/√fan_in)) by default.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import ClassVar
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vmaptrain.models.layers import batch_norm, kaiming_fan_out, scaled
+from vmaptrain.models.layers import batch_norm, dense, kaiming_fan_out, scaled
 
 
 def _conv(channels: int, stride: int, name: str):
@@ -48,6 +50,7 @@ class BasicBlock(nn.Module):
 class ResNet14SD(nn.Module):
     num_classes: int
     width: float = 1.0
+    init_convention: str = "torch"  # vmaptrain.models.conventions
     # The first layer's kernel: what a poke scales unless told otherwise.
     default_poke_param: ClassVar[str] = "stem_conv/kernel"
 
@@ -61,4 +64,4 @@ class ResNet14SD(nn.Module):
                     scaled(channels, self.width), stride if block == 0 else 1, name=f"stage{stage}_block{block}"
                 )(x, train)
         x = jnp.mean(x, axis=(1, 2))
-        return nn.Dense(self.num_classes, name="head")(x)
+        return dense(x, self.num_classes, self.init_convention, "head")
