@@ -74,8 +74,12 @@ def test_independent_errors(figures):
     probability = np.asarray(dist["probability"])
     assert probability.sum() == pytest.approx(1.0) and np.all(probability >= 0)
     assert np.all(np.diff(dist["accuracy"]) > 0)
+    # The plug-in independent-errors variance (1/n²)Σ ε_i(1−ε_i) equals the binomial one less the
+    # spread of example difficulty, so it never exceeds it; the estimator reported is that plug-in
+    # times R/(R−1) (unbiased at finite R), which may (docs/statistics.md).
+    plug_in = np.sqrt((SMOKE.num_seeds - 1) / SMOKE.num_seeds)
     for row in report["durations"]:
-        assert row["indep_errors_std"] >= 0 and row["binomial_std"] >= row["indep_errors_std"] - 1e-12
+        assert row["indep_errors_std"] >= 0 and row["binomial_std"] >= plug_in * row["indep_errors_std"] - 1e-12
 
 
 def test_binary_tasks(figures):
