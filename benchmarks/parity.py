@@ -220,8 +220,7 @@ def benchmark(dataset: str, num_runs: int, epochs_list: list[int], inits: list[s
             log(f"{epochs} epochs: vmaptrain init={init} done in {seconds:.1f} s")
         log(table(epochs, sides))
         report["results"][str(epochs)] = sides
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    store.write_json(out, report)
+    store.write_report(out, report)
     log(f"wrote {out}")
     return report
 

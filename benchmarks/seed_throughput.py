@@ -332,8 +332,7 @@ def benchmark(
             log,
         )
     report["load_average_end"] = os.getloadavg()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    store.write_json(out, report)
+    store.write_report(out, report)
     log(f"wrote {out}")
     return report
 

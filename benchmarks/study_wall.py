@@ -141,8 +141,7 @@ def benchmark(cases: list[str], reps: int, out: str) -> dict:
         for name in cases:
             report["cases"][name] = _case(name, reps, scratch, log)
     report["load_average_end"] = os.getloadavg()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    store.write_json(out, report)
+    store.write_report(out, report)
     log(f"wrote {out}")
     return report
 

@@ -29,6 +29,12 @@ def write_json(path: str, obj) -> None:
     _atomic(path, lambda handle: handle.write(text.encode()))
 
 
+def write_report(path: str, obj) -> None:
+    """A benchmark's JSON report at `path`, its folder created if missing."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_json(path, obj)
+
+
 def read_json(path: str):
     with open(path) as handle:
         return json.load(handle)

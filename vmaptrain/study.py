@@ -93,7 +93,7 @@ def train_group(
     end: int,
     workdir: str | None,
     guard: TermGuard,
-    meter: hooks.Progress | None,
+    meter: hooks.Progress,
     sink: metrics.MetricsWriter | None,
 ) -> _Group:
     """Train runs start..end-1 together (resuming from the group's checkpoint), with the study's
@@ -113,8 +113,7 @@ def train_group(
     if sink is not None:
         hook_list.append(hooks.MetricsHook(sink, config.eval_every_epochs, (start, end)))
     hook_list.append(snapshots)
-    if meter is not None:
-        hook_list.append(hooks.ProgressHook(meter, start, end - start))
+    hook_list.append(hooks.ProgressHook(meter, start, end - start))
     if ckpt is not None:
         hook_list.append(
             hooks.CheckpointHook(ckpt, guard, config.checkpoint_every_steps, config.checkpoint_every_minutes)
