@@ -225,3 +225,17 @@ class StudyConfig:
         """Fields (other than execution details) where two configs disagree."""
         mine, theirs = self.to_json(), other.to_json()
         return [name for name in mine if name not in EXECUTION_FIELDS and mine[name] != theirs[name]]
+
+    def resize_conflicts(self, other: StudyConfig) -> list[str]:
+        """Fields that stop one of two configs from being the other with more runs: every field
+        `differences` names except num_seeds, where a per-run field counts only if the runs both
+        studies have get different values (a list may go on where the smaller study's ends)."""
+        shared = min(self.num_seeds, other.num_seeds)
+        conflicts = []
+        for name in self.differences(other):
+            if name == "num_seeds":
+                continue
+            if name in PER_RUN_FIELDS and self.per_run(name)[:shared] == other.per_run(name)[:shared]:
+                continue
+            conflicts.append(name)
+        return conflicts

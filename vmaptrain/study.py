@@ -4,7 +4,18 @@ A study trains its runs in groups with the engine's `GroupTrainer` (runs stacked
 the devices, batched per device by a strategy); this module owns what is around it: the
 workdir, resume, the hooks that write checkpoints, snapshots, metrics and progress, and the
 assembly of the outputs. With a workdir the study resumes by default: a group restarts from its
-latest orbax checkpoint, and groups whose predictions are already stored are skipped.
+latest orbax checkpoint, and runs whose predictions are already stored are skipped.
+
+A finished study grows: run again with a larger num_seeds (per-run lists may go on past the
+saved ones; nothing else may change), it trains only the new runs and leaves the stored blocks
+of the old ones untouched. Run i's keys and inputs depend on i alone (`vmaptrain.rng`), so the
+grown study is bitwise the study of the larger size from the start wherever a run's numerics do
+not depend on the runs that share its program: the dense forms "unrolled" and "serial" with any
+options (on CPU, tests/test_parallel.py and tests/test_grow.py), or any strategy whose groups
+come out the same (a `group_size` that divides the old num_seeds). Vmapped forms ("vmap",
+"chunk:K", "map:K") round differently in a block of another size, so there the new runs agree
+with a from-scratch study to float rounding only. A smaller num_seeds is refused;
+`load_result(workdir, runs=range(k))` or `StudyResult.select` reads a subset.
 """
 
 from __future__ import annotations
@@ -52,6 +63,27 @@ class StudyResult:
     spec: TrainSpec | None = None
     snapshots: dict = dataclasses.field(default_factory=dict)  # {epoch: [runs, n, k] logits}
     timings: dict | None = None  # wall seconds per phase of this call (`Phases`); None when read back
+
+    def select(self, runs) -> StudyResult:
+        """The runs `runs` (indices, e.g. range(8)) as a study of their own: their logits, rows,
+        snapshots and final state where kept, and the summary recomputed over them. The first k
+        runs of a study are the study with num_seeds=k (run i depends on i alone)."""
+        indices = [int(i) for i in runs]
+        total = len(self.runs)
+        if not indices or len(set(indices)) != len(indices) or not all(0 <= i < total for i in indices):
+            raise StudyError(f"runs must be distinct indices in 0..{total - 1}, got {indices}")
+        chosen = np.asarray(indices)
+        rows = [self.runs[i] for i in indices]
+        logits = self.logits[chosen]
+        return StudyResult(
+            logits=logits,
+            labels=self.labels,
+            runs=rows,
+            summary=summarize(logits, self.labels, rows),
+            state=None if self.state is None else jax.tree.map(lambda a: a[chosen], self.state),
+            spec=self.spec,
+            snapshots={epoch: s[chosen] for epoch, s in self.snapshots.items()},
+        )
 
 
 class Phases:
@@ -153,7 +185,8 @@ class SeedStudy:
         hostmem.prepare_process()  # before this process's first JAX computation, if it is the first
         config = self.config
         writer = jax.process_index() == 0
-        if workdir is not None and workdirs.check(workdir, config, overwrite):
+        verdict = workdirs.check(workdir, config, overwrite) if workdir is not None else workdirs.Verdict()
+        if verdict.finished:
             return load_result(workdir)
         if workdir is None and jax.process_count() > 1:
             raise StudyError("a multi-process study needs a workdir (each process writes its own runs there)")
@@ -166,7 +199,7 @@ class SeedStudy:
         with phases("setup"):
             spec = build_spec(config, data)
             check_model(spec, data)
-            trainer, group = self._trainer(config, spec, data, workdir, overwrite, writer, phases)
+            trainer, group = self._trainer(config, spec, data, workdir, overwrite, writer, phases, verdict.grows_from)
         phases.add("setup", -phases.seconds.get("autotune", 0.0))  # shown on its own
         finished = workdirs.finished_runs(workdir) if workdir is not None else set()
         meter = hooks.Progress(
@@ -178,24 +211,24 @@ class SeedStudy:
         guard = TermGuard()
         try:
             with guard.installed():
-                for start in range(0, config.num_seeds, group):
-                    end = min(start + group, config.num_seeds)
-                    if finished.issuperset(range(start, end)):
-                        meter.skip(end - start)
-                        continue
-                    with phases("train"):
-                        trained = train_group(trainer, start, end, workdir, guard, meter, sink)
-                    with phases("write"):
-                        rows = describe_runs(config, trained, data.y_test)
-                        if workdir is not None:
-                            if config.keep_weights:
-                                workdirs.write_weights(workdir, trained.indices[0], trained.state)
-                            workdirs.write_block(workdir, trained.indices[0], trained.logits, rows)
-                            _barrier(f"group-{start}")
-                            if writer:
-                                shutil.rmtree(workdirs.checkpoint_dir(workdir, start, end), ignore_errors=True)
-                    groups.append(trained)
-                    runs.extend(rows)
+                for group_start in range(0, config.num_seeds, group):
+                    group_end = min(group_start + group, config.num_seeds)
+                    stretches = runs_to_train(group_start, group_end, finished, trainer.mesh.devices.size)
+                    meter.skip(group_end - group_start - sum(end - start for start, end in stretches))
+                    for start, end in stretches:
+                        with phases("train"):
+                            trained = train_group(trainer, start, end, workdir, guard, meter, sink)
+                        with phases("write"):
+                            rows = describe_runs(config, trained, data.y_test)
+                            if workdir is not None:
+                                if config.keep_weights:
+                                    workdirs.write_weights(workdir, trained.indices[0], trained.state)
+                                workdirs.write_block(workdir, trained.indices[0], trained.logits, rows)
+                                _barrier(f"group-{start}")
+                                if writer:
+                                    shutil.rmtree(workdirs.checkpoint_dir(workdir, start, end), ignore_errors=True)
+                        groups.append(trained)
+                        runs.extend(rows)
         finally:
             if sink is not None:
                 sink.close()
@@ -230,9 +263,10 @@ class SeedStudy:
         result.state, result.spec, result.timings = state, spec, phases.seconds
         return result
 
-    def _trainer(self, config, spec, data, workdir, overwrite, writer, phases) -> tuple[GroupTrainer, int]:
+    def _trainer(self, config, spec, data, workdir, overwrite, writer, phases, grows_from) -> tuple[GroupTrainer, int]:
         """The study's trainer on its programs (autotune first when the strategy says "auto") and
-        its runs per group; claims the workdir, since from here the study can start."""
+        its runs per group (those of the study's size, grown or not); claims the workdir, since
+        from here the study can start."""
         mesh = placement.seed_mesh()
         devices = tuple(mesh.devices.flat)
         strategy = config.parsed_strategy.for_platform(devices[0].platform)
@@ -247,8 +281,27 @@ class SeedStudy:
                 strategy = autotune.resolve(config, spec, data, devices, group)
         programs = programs_for(spec, strategy, devices)
         if workdir is not None:  # only a study that can start claims its workdir
-            workdirs.claim(workdir, config, overwrite, writer, environment=programs.environment)
+            workdirs.claim(workdir, config, overwrite, writer, environment=programs.environment, grows_from=grows_from)
         return GroupTrainer(programs, config, data), group
+
+
+def runs_to_train(start: int, end: int, finished: set[int], devices: int) -> list[tuple[int, int]]:
+    """The stretches (first, stop) of the group start..end-1 whose runs have no stored predictions:
+    a group that straddles the end of a grown study's old runs trains only the new ones, so the
+    old blocks stay as they are. A stretch must fill whole devices; where one would not (a
+    multi-process group one of whose processes' blocks is missing), the whole group trains
+    again and every process stores the same bits again."""
+    stretches: list[tuple[int, int]] = []
+    for run in range(start, end):
+        if run in finished:
+            continue
+        if stretches and stretches[-1][1] == run:
+            stretches[-1] = (stretches[-1][0], run + 1)
+        else:
+            stretches.append((run, run + 1))
+    if any((stop - first) % devices for first, stop in stretches):
+        return [(start, end)]
+    return stretches
 
 
 def final_variables(config: StudyConfig, workdir: str, progress: bool = True):
@@ -275,6 +328,7 @@ def assemble(workdir: str, config: StudyConfig, data: Dataset, phases: Phases | 
     phases = phases or Phases()
     with phases("write"):
         all_logits, all_runs = workdirs.assemble(workdir, config.num_seeds)
+        workdirs.record_blocks(workdir)
     with phases("estimators"):
         summary = summarize(all_logits.astype(np.float32), data.y_test, all_runs)
     title = f"{config.model} on {config.dataset}: {config.num_seeds} runs, {config.epochs} epochs"
@@ -330,17 +384,16 @@ def summarize(logits: np.ndarray, labels: np.ndarray, runs: list[dict]) -> dict:
     return summary
 
 
-def load_result(workdir: str) -> StudyResult:
-    """Read a finished workdir back."""
+def load_result(workdir: str, runs=None) -> StudyResult:
+    """Read a finished workdir back; with `runs` (indices, e.g. range(8)) only those runs
+    (`StudyResult.select`)."""
     logits = workdirs.load_logits(workdir).astype(np.float32)
     try:
         labels = np.load(os.path.join(workdir, "labels.npy"), allow_pickle=False)
-        runs = store.read_json(os.path.join(workdir, "runs.json"))
+        rows = store.read_json(os.path.join(workdir, "runs.json"))
         summary = store.read_json(os.path.join(workdir, "summary.json"))
     except (OSError, ValueError) as err:
-        raise StudyError(
-            f"finished workdir {workdir} is damaged ({err}); delete summary.json and rerun to "
-            f"reassemble the outputs from predictions/"
-        ) from None
+        raise workdirs.damaged(workdir, err) from None
     snapshots = {e: s.astype(np.float32) for e, s in workdirs.load_snapshots(workdir, len(logits)).items()}
-    return StudyResult(logits=logits, labels=labels, runs=runs, summary=summary, snapshots=snapshots)
+    result = StudyResult(logits=logits, labels=labels, runs=rows, summary=summary, snapshots=snapshots)
+    return result if runs is None else result.select(runs)

@@ -7,11 +7,19 @@ last and marks the block complete) · metrics.jsonl and tensorboard/run_NNNNN/ (
 `vmaptrain.metrics`) · weights/runs_A-B/ (orbax, with keep_weights) · logits.npy, labels.npy,
 runs.json, summary.json, accuracy_hist.png, loss_curves.png (assembled at the end; summary.json
 last) · timings.json (the last call's phase clock, `study.Phases`; after summary.json).
+
+A finished study records the sha256 of every predictions block file in config.json ("blocks"),
+and a study grown to more runs appends {"from", "to", "utc"} to its "growth" list. Growing adds
+blocks and never rewrites one: `check` refuses a study whose recorded blocks were altered.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import glob
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -24,34 +32,78 @@ from vmaptrain.config import StudyConfig, StudyError
 BLOCK = re.compile(r"runs_(\d{6})-(\d{6})\.json$")
 
 
-def check(workdir: str, config: StudyConfig, overwrite: bool) -> bool:
-    """Read-only: True if the workdir already holds this finished study.
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What `check` found in a workdir: this finished study (read it back), the finished first
+    `grows_from` runs of this study (train the others), or neither (start, or resume)."""
 
-    A workdir of another study is refused (naming the differing fields) unless `overwrite`.
+    finished: bool = False
+    grows_from: int | None = None
+
+
+def check(workdir: str, config: StudyConfig, overwrite: bool) -> Verdict:
+    """Read-only: what the workdir holds for `config`.
+
+    A workdir of another study is refused (naming the differing fields) unless `overwrite`; so is
+    one of this study with more runs, one with fewer that is unfinished, and one with fewer whose
+    predictions blocks are no longer those it finished with.
     """
     config_path = os.path.join(workdir, "config.json")
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise StudyError(f"workdir {workdir} exists and is not a directory")
     if not os.path.exists(config_path) or overwrite:
-        return False
+        return Verdict()
     try:
-        saved = StudyConfig.from_json(store.read_json(config_path)["config"])
+        record = store.read_json(config_path)
+        saved = StudyConfig.from_json(record["config"])
     except (ValueError, KeyError, TypeError) as err:
         raise StudyError(
             f"{config_path} is not a vmaptrain config ({str(err).splitlines()[0]}); use another workdir or --overwrite"
         ) from None
-    differing = config.differences(saved)
+    finished = os.path.exists(os.path.join(workdir, "summary.json"))
+    resized = saved.num_seeds != config.num_seeds
+    differing = ["num_seeds"] + config.resize_conflicts(saved) if resized else config.differences(saved)
+    if differing == ["num_seeds"]:
+        if saved.num_seeds > config.num_seeds:
+            raise StudyError(
+                f"workdir {workdir} holds this study with {saved.num_seeds} runs and num_seeds is "
+                f"{config.num_seeds}: a study does not shrink; rerun with num_seeds={saved.num_seeds} and select "
+                f"runs in Python with vmaptrain.study.load_result({workdir!r}, runs=range({config.num_seeds})), "
+                f"or use another workdir"
+            )
+        if not finished:
+            raise StudyError(
+                f"workdir {workdir} holds this study with {saved.num_seeds} runs, unfinished: rerun with "
+                f"num_seeds={saved.num_seeds} to finish it, then with num_seeds={config.num_seeds} to grow it"
+            )
+        _check_finished_blocks(workdir, record)
+        return Verdict(grows_from=saved.num_seeds)
     if differing:
         details = ", ".join(f"{f}: saved {getattr(saved, f)!r} vs now {getattr(config, f)!r}" for f in differing)
-        raise StudyError(f"workdir {workdir} holds a different study ({details}); use another workdir or --overwrite")
-    return os.path.exists(os.path.join(workdir, "summary.json"))
+        growing = " (a study grows by num_seeds alone, per-run lists going on from the saved ones)"
+        raise StudyError(
+            f"workdir {workdir} holds a different study ({details})"
+            f"{growing if config.num_seeds > saved.num_seeds else ''}; use another workdir or --overwrite"
+        )
+    return Verdict(finished=finished)
 
 
-def claim(workdir: str, config: StudyConfig, overwrite: bool, is_writer: bool, environment: dict | None = None) -> None:
+def claim(
+    workdir: str,
+    config: StudyConfig,
+    overwrite: bool,
+    is_writer: bool,
+    environment: dict | None = None,
+    grows_from: int | None = None,
+) -> None:
     """Create the workdir and record the config before any training.
 
     With `overwrite`, the previous study's files are removed first (that is what was asked).
+    Otherwise the record of the finished blocks and of past growth is kept; with `grows_from`
+    (what `check` found) the growth is recorded and summary.json, the mark of a finished study,
+    removed first: until it is written again the workdir holds an unfinished study of the new size.
     """
+    config_path = os.path.join(workdir, "config.json")
     try:
         if overwrite and is_writer:
             for name in ("checkpoints", "predictions", WEIGHTS, metrics.TENSORBOARD):
@@ -62,12 +114,106 @@ def claim(workdir: str, config: StudyConfig, overwrite: bool, is_writer: bool, e
                     os.unlink(path)
         os.makedirs(os.path.join(workdir, "predictions"), exist_ok=True)
         if is_writer:
-            store.write_json(
-                os.path.join(workdir, "config.json"),
-                {"config": config.to_json(), "versions": outputs.versions(), "environment": environment or {}},
-            )
+            record = {"config": config.to_json(), "versions": outputs.versions(), "environment": environment or {}}
+            saved = {} if overwrite else _saved_record(config_path)
+            for key in ("growth", "blocks"):
+                if key in saved:
+                    record[key] = saved[key]
+            if grows_from is not None:
+                summary = os.path.join(workdir, "summary.json")
+                if os.path.exists(summary):
+                    os.unlink(summary)
+                utc = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+                growth = {"from": grows_from, "to": config.num_seeds, "utc": utc}
+                record["growth"] = record.get("growth", []) + [growth]
+            store.write_json(config_path, record)
     except OSError as err:
         raise StudyError(f"cannot write to workdir {workdir}: {err.strerror or err}") from None
+
+
+def _saved_record(config_path: str) -> dict:
+    """The workdir's config.json record, or {} where there is none to keep."""
+    try:
+        record = store.read_json(config_path)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+BLOCK_FILE = re.compile(r"^runs_\d{6}-\d{6}\.(npy|json)$")
+
+
+def record_blocks(workdir: str) -> None:
+    """Record in config.json the sha256 of every predictions block file of the finished study,
+    which is what a later growth checks the blocks against."""
+    directory = os.path.join(workdir, "predictions")
+    names = sorted(name for name in os.listdir(directory) if BLOCK_FILE.match(name))
+    config_path = os.path.join(workdir, "config.json")
+    record = store.read_json(config_path)
+    record["blocks"] = {name: _sha256(os.path.join(directory, name)) for name in names}
+    store.write_json(config_path, record)
+
+
+def _check_finished_blocks(workdir: str, record: dict) -> None:
+    """Refuse to grow a study whose stored blocks differ from those it finished with: the grown
+    study would mix runs that are not the finished study's. A deleted block is no alteration
+    (its runs are trained again); a study finished before blocks were recorded is checked
+    against its assembled logits.npy and runs.json instead."""
+    recorded = record.get("blocks")
+    if recorded is None:
+        altered = _blocks_unlike_outputs(workdir)
+    else:
+        paths = [(os.path.join(workdir, "predictions", name), digest) for name, digest in sorted(recorded.items())]
+        altered = next((p for p, digest in paths if os.path.exists(p) and _sha256(p) != digest), None)
+    if altered:
+        stem = altered[: -len(".npy")] if altered.endswith(".npy") else altered[: -len(".json")]
+        raise StudyError(
+            f"cannot grow workdir {workdir}: predictions block {altered} is not the one the finished study "
+            f"stored (sha256 recorded in config.json); restore it, or delete {stem}.npy and {stem}.json to "
+            f"train those runs again, then rerun"
+        )
+
+
+def damaged(workdir: str, err: Exception) -> StudyError:
+    """The error of a finished workdir whose outputs cannot be read: they are reassembled from the
+    predictions blocks once summary.json, the mark of a finished study, is gone."""
+    return StudyError(
+        f"finished workdir {workdir} is damaged ({err}); delete summary.json and rerun to reassemble the "
+        f"outputs from predictions/"
+    )
+
+
+def _blocks_unlike_outputs(workdir: str) -> str | None:
+    """The first block file whose runs differ from the finished study's logits.npy / runs.json."""
+    logits = load_logits(workdir)
+    try:
+        runs = store.read_json(os.path.join(workdir, "runs.json"))
+    except (OSError, ValueError) as err:
+        raise damaged(workdir, err) from None
+    for path in sorted(glob.glob(os.path.join(workdir, "predictions", "runs_*.json"))):
+        match = BLOCK.search(path)
+        if not match or not os.path.exists(path[:-5] + ".npy"):
+            continue
+        start, end = int(match.group(1)), int(match.group(2))
+        try:
+            block = np.load(path[:-5] + ".npy", allow_pickle=False)
+            rows = store.read_json(path)
+        except (OSError, ValueError):
+            return path[:-5] + ".npy"
+        if block.shape != logits[start:end].shape or block.tobytes() != logits[start:end].tobytes():
+            return path[:-5] + ".npy"
+        # As JSON text, so that a diverged run's NaN loss compares equal to itself.
+        if json.dumps(rows, sort_keys=True) != json.dumps(runs[start:end], sort_keys=True):
+            return path
+    return None
 
 
 def checkpoint_dir(workdir: str, start: int, end: int) -> str:
