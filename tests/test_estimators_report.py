@@ -33,6 +33,12 @@ REQUIRED_KEYS = (
     "ce_std",
     "logit_corr",
     "ensemble_delta",
+    "accuracy_mean_ci95",
+    "accuracy_std_ci95",
+    "indep_errors_std_ci95",
+    "split_half_corr_ci95",
+    "disagreement_ci95",
+    "calibration_ece_ci95",
 )
 
 
@@ -96,6 +102,9 @@ def test_inputs_as_preds_memmap_and_jax_arrays(study, full_report, tmp_path):
         "calibration_ece",
         "disagreement",
         "binary_r2",
+        "accuracy_mean_ci95",
+        "disagreement_ci95",
+        "calibration_ece_ci95",
     ):
         assert from_preds[key] == full_report[key], key
     assert from_preds["ce_std"] is None and from_preds["ensemble_accuracy"][0]["logit"] is None

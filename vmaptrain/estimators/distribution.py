@@ -131,18 +131,54 @@ def bootstrap_replicates(
     num_runs, num_examples = correct.shape
     if run_correct is None or example_correct is None:
         run_correct, example_correct = _row_and_column_sums(correct, chunk_runs)
-    w = weights.astype(np.float64)
-    accuracy = run_correct / num_examples
-    centred = accuracy - accuracy.mean()  # centring first avoids cancellation below
-    mean = w @ centred / num_runs
-    test_set_var = (w @ centred**2 - num_runs * mean**2) / (num_runs - 1)
+    _, test_set_var = weighted_accuracy_moments(run_correct, num_examples, weights)
     # Certain examples (never or always correct) stay certain in every resample: they add
     # nothing to Σ ε*(1-ε*), so only uncertain columns enter the matmul.
     uncertain = np.flatnonzero((example_correct > 0) & (example_correct < num_runs))
     counts = weighted_example_counts(correct, weights, uncertain, chunk_runs)
-    spread = (counts * (num_runs - counts)).sum(axis=1) / num_runs**2
-    independent_var = num_runs / (num_runs - 1) * spread / num_examples**2
+    independent_var = resampled_independent_variance((counts * (num_runs - counts)).sum(axis=1), num_runs, num_examples)
     return num_examples / (num_examples - 1) * (test_set_var - independent_var)
+
+
+def weighted_accuracy_moments(run_correct: np.ndarray, num_examples: int, weights: np.ndarray):
+    """Mean and ddof=1 variance of accuracy over each resample of runs `weights` [B, R]; two [B] arrays.
+
+    O(B·R), in blocks of resamples so that the float64 copy of the weights stays small.
+    """
+    num_runs = weights.shape[1]
+    accuracy = np.asarray(run_correct, np.float64) / num_examples
+    centred = accuracy - accuracy.mean()  # centring first avoids cancellation below
+    shift = np.empty(weights.shape[0])
+    test_set_var = np.empty(weights.shape[0])
+    block = max(1, 2**22 // num_runs)
+    for start in range(0, weights.shape[0], block):
+        w = weights[start : start + block].astype(np.float64)
+        mean = w @ centred / num_runs
+        shift[start : start + block] = mean
+        test_set_var[start : start + block] = (w @ centred**2 - num_runs * mean**2) / (num_runs - 1)
+    return accuracy.mean() + shift, test_set_var
+
+
+def resampled_independent_variance(count_spread: np.ndarray, num_runs: int, num_examples: int) -> np.ndarray:
+    """V̂_ind of each resample from Σ_i T_i (R − T_i), T_i its weighted correct count of example i."""
+    spread = count_spread / num_runs**2
+    return num_runs / (num_runs - 1) * spread / num_examples**2
+
+
+def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> list | None:
+    """Percentile interval [low, high] of bootstrap replicates; NaN marks an undefined replicate.
+
+    Undefined replicates (resamples on which the statistic does not exist) are dropped. When they
+    are more than one tail's share, (1 − level)/2, of all replicates, they could have decided
+    where an end of the interval lies, so the interval is None.
+    """
+    replicates = np.asarray(replicates, np.float64)
+    defined = replicates[np.isfinite(replicates)]
+    tail = 100.0 * (1.0 - level) / 2.0
+    if defined.size == 0 or 100.0 * (replicates.size - defined.size) > tail * replicates.size:
+        return None
+    low, high = np.percentile(defined, [tail, 100.0 - tail])
+    return [float(low), float(high)]
 
 
 def bootstrap_distribution_variance(
@@ -169,6 +205,5 @@ def bootstrap_distribution_variance(
     """
     weights = bootstrap_weights(correct.shape[0], num_resamples, seed)
     replicates = bootstrap_replicates(correct, weights, chunk_runs, run_correct, example_correct)
-    tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.percentile(replicates, [tail, 100.0 - tail])
-    return {"ci": (float(low), float(high)), "se": float(replicates.std(ddof=1)), "replicates": replicates}
+    low, high = percentile_interval(replicates, level)
+    return {"ci": (low, high), "se": float(replicates.std(ddof=1)), "replicates": replicates}

@@ -2,8 +2,9 @@
 
 Two passes: `streaming.collect_statistics` reduces predictions/logits to sufficient
 statistics (one pass over chunks of runs), then `summarize` applies the estimators; only
-the bootstrap and the pair test go back to the 0/1 correctness matrix (a second pass over
-its uncertain columns). All values are fractions, not percent; undefined values are None.
+the pair test and the bootstrap go back to the kept [R, n] matrices (the pair test to the 0/1
+correctness of its uncertain columns, the bootstrap to the predictions of examples with more
+than one predicted class). All values are fractions, not percent; undefined values are None.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from vmaptrain.estimators.accuracy import accuracy_distribution
 from vmaptrain.estimators.binary_tasks import binary_task_analysis, kway_lower_bound_variance
 from vmaptrain.estimators.calibration import crossfit_calibration
 from vmaptrain.estimators.distribution import (
-    bootstrap_distribution_variance,
     distribution_std,
     distribution_variance,
     split_half_covariance,
 )
 from vmaptrain.estimators.diversity import disagreement_rate, mean_logit_correlation, two_model_ensemble_delta
 from vmaptrain.estimators.independence import binomial_excess, independent_errors_variance
+from vmaptrain.estimators.intervals import INTERVAL_KEYS, bootstrap_intervals
 from vmaptrain.estimators.pairs import pair_independence_test
 from vmaptrain.estimators.split_half import split_half_correlation, top_quarter_gain
 
@@ -55,7 +56,12 @@ def analyze(
 ) -> Analysis:
     """Like `report`, but also returns the sufficient statistics."""
     stats = streaming.collect_statistics(
-        labels, logits=logits, preds=preds, num_classes=num_classes, chunk_runs=chunk_runs
+        labels,
+        logits=logits,
+        preds=preds,
+        num_classes=num_classes,
+        chunk_runs=chunk_runs,
+        keep_predictions=bootstrap > 0,  # only the bootstrap reads them again
     )
     summary = summarize(
         stats,
@@ -89,15 +95,19 @@ def report(
       preds: optional [R, n] integer predictions; argmax(logits) if omitted.
       num_classes: k (from logits, else 1 + max label/prediction).
       pair_threshold: t of the pair-independence test (0.02 = 2 points).
-      bootstrap: number of bootstrap resamples of runs for `dist_var_ci95` (0: skip).
-      seed: seed of the bootstrap resampling.
+      bootstrap: number B of bootstrap resamples of runs behind the `<key>_ci95` intervals
+        (0: skip them; the keys are then None).
+      seed: seed of the bootstrap resampling; equal seeds give equal intervals.
       chunk_runs: runs per streamed chunk.
       top_pairs: how many most-deviating example pairs to list.
       calibration_bins: equal-width bins of the reliability diagram.
 
     Returns:
-      A JSON-serialisable dict (python floats/ints/lists/None); see docs/estimators_notes.md
-      for the meaning of each key.
+      A JSON-serialisable dict (python floats/ints/lists/None); see docs/statistics.md for the
+      meaning of each key. `accuracy_mean`, `accuracy_std`, `indep_errors_std`, `dist_var`,
+      `split_half_corr`, `disagreement` and `calibration_ece` each have a `<key>_ci95` pair
+      [low, high]: a 95% percentile bootstrap interval over runs with the test examples held
+      fixed (docs/statistics.md §13, `intervals.py` for what each one resamples and its cost).
 
     Raises:
       EstimatorInputError: on malformed inputs.
@@ -125,8 +135,17 @@ def summarize(
     top_pairs: int = 10,
     calibration_bins: int = 10,
 ) -> dict:
-    """Applies every estimator to collected statistics; returns the report dict."""
+    """Applies every estimator to collected statistics; returns the report dict.
+
+    With `bootstrap` > 0 the `<key>_ci95` intervals come from `intervals.bootstrap_intervals`
+    (B = `bootstrap` resamples of runs drawn from `seed`); with 0 they are None.
+    """
     num_runs, num_examples, num_classes = stats.num_runs, stats.num_examples, stats.num_classes
+    intervals = dict.fromkeys([f"{key}_ci95" for key in (*INTERVAL_KEYS, "dist_var")] + ["dist_var_se"])
+    if bootstrap > 0:
+        intervals.update(
+            bootstrap_intervals(stats, num_resamples=bootstrap, seed=seed, calibration_bins=calibration_bins)
+        )
     accuracy = accuracy_distribution(stats.run_correct, num_examples)
     error_rate = 1.0 - accuracy["mean"]
     independent_var = independent_errors_variance(stats.example_correct, num_runs)
@@ -142,7 +161,9 @@ def summarize(
         "num_examples": num_examples,
         "num_classes": num_classes,
         "accuracy_mean": accuracy["mean"],
+        "accuracy_mean_ci95": intervals["accuracy_mean_ci95"],
         "accuracy_std": accuracy["std"],
+        "accuracy_std_ci95": intervals["accuracy_std_ci95"],
         "accuracy_std_se": accuracy["std_se"],
         "accuracy_min": accuracy["min"],
         "accuracy_max": accuracy["max"],
@@ -150,31 +171,24 @@ def summarize(
         "test_set_var": accuracy["std"] ** 2,
         "indep_errors_var": independent_var,
         "indep_errors_std": np.sqrt(independent_var),
+        "indep_errors_std_ci95": intervals["indep_errors_std_ci95"],
         "binomial_var": binomial_var,
         "binomial_std": np.sqrt(binomial_var),
         "difficulty_var": excess["difficulty_var"],
         "dist_var": dist_var,
         "dist_std": distribution_std(dist_var),
-        "dist_var_ci95": None,
-        "dist_var_se": None,
+        "dist_var_ci95": intervals["dist_var_ci95"],
+        "dist_var_se": intervals["dist_var_se"],
         "dist_var_split": split_half_covariance(accuracy_even, accuracy_odd),
         "split_half_corr": split_half_correlation(accuracy_even, accuracy_odd),
+        "split_half_corr_ci95": intervals["split_half_corr_ci95"],
         "top_quarter_gain": top_quarter_gain(accuracy_even, accuracy_odd),
         "disagreement": disagreement_rate(stats.votes, num_runs),
+        "disagreement_ci95": intervals["disagreement_ci95"],
         "kway_lower_bound_var": kway_lower_bound_variance(error_rate, num_examples, num_classes),
         "kway_lower_bound_std": np.sqrt(kway_lower_bound_variance(error_rate, num_examples, num_classes)),
         "ensemble_accuracy": stats.ensemble_curve,
     }
-    if bootstrap > 0:
-        boot = bootstrap_distribution_variance(
-            stats.correct,
-            num_resamples=bootstrap,
-            seed=seed,
-            run_correct=stats.run_correct,
-            example_correct=stats.example_correct,
-        )
-        out["dist_var_ci95"] = list(boot["ci"])
-        out["dist_var_se"] = boot["se"]
 
     pairs = pair_independence_test(
         stats.correct, threshold=pair_threshold, top_k=top_pairs, example_correct=stats.example_correct
@@ -194,6 +208,7 @@ def summarize(
     out.update(
         {
             "calibration_ece": calibration["ece"],
+            "calibration_ece_ci95": intervals["calibration_ece_ci95"],
             "calibration_ece_classwise": calibration["ece_classwise"],
             "calibration_bins": calibration["bins"],
         }

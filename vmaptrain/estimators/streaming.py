@@ -7,8 +7,11 @@ the host accumulates in float64. The estimators then work on these statistics in
 float64: JAX runs without x64 by default, and the variance estimators subtract nearly
 equal numbers, so the final O(R + n·k) arithmetic is done on the host in double precision.
 
-The only O(R·n) object kept is the 0/1 correctness matrix (bool, R·n bytes: 0.6 GB for
-60k × 10k), needed by the second pass of the pair test and of the bootstrap.
+The O(R·n) objects kept are the 0/1 correctness matrix (bool, R·n bytes: 0.6 GB for
+60k × 10k), needed by the second pass of the pair test, and, unless `keep_predictions=False`,
+the predictions (uint8 for k ≤ 256: another R·n bytes), needed by the bootstrap intervals
+(`intervals.py`; without predictions they fall back to the correctness matrix and leave out
+disagreement and calibration).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class StudyStatistics:
     confusion: np.ndarray | None  # [R, k, k] int32 (true, predicted) counts, k ≤ 12 only
     ensemble_curve: list  # [{m, vote, logit}] from ensemble.PrefixEnsembles
     logits: LogitStatistics | None
+    predictions: np.ndarray | None = None  # [R, n] predicted classes (smallest unsigned dtype), if kept
 
     @property
     def votes(self) -> np.ndarray:
@@ -172,7 +176,13 @@ def chunk_size(chunk_runs: int, num_examples: int, num_classes: int, with_logits
 
 
 def collect_statistics(
-    labels: Any, *, logits: Any = None, preds: Any = None, num_classes: int | None = None, chunk_runs: int = 1024
+    labels: Any,
+    *,
+    logits: Any = None,
+    preds: Any = None,
+    num_classes: int | None = None,
+    chunk_runs: int = 1024,
+    keep_predictions: bool = True,
 ) -> StudyStatistics:
     """Streams over chunks of runs and returns the study's sufficient statistics.
 
@@ -182,6 +192,8 @@ def collect_statistics(
       preds: optional [R, n] integer predictions; derived as argmax(logits) if omitted.
       num_classes: k; taken from logits, else inferred as 1 + max(labels, preds).
       chunk_runs: runs per chunk (rounded down to even; capped for large n·k logits).
+      keep_predictions: keep the [R, n] predictions (R·n bytes for k ≤ 256) in the result;
+        without them the report has no intervals for disagreement and calibration.
 
     Raises:
       EstimatorInputError: on malformed inputs (shape, dtype, range, non-finite logits).
@@ -216,6 +228,7 @@ def collect_statistics(
     example_correct = np.zeros(num_examples, np.int64)
     votes_by_half = np.zeros((2, num_examples, num_classes), np.int64)
     confusion = np.empty((num_runs, num_classes, num_classes), np.int32) if with_confusion else None
+    predictions = np.empty((num_runs, num_examples), np.min_scalar_type(num_classes - 1)) if keep_predictions else None
     prefix = ensemble.PrefixEnsembles(labels, num_runs, num_classes, logits is not None)
     if logits is not None:
         cross_entropy = np.empty(num_runs, np.float64)
@@ -252,6 +265,8 @@ def collect_statistics(
                 f"preds out of range: found class {bad} with num_classes={num_classes} (in runs {start}..{stop - 1})"
             )
         correct[start:stop] = out["correct"][:size]
+        if predictions is not None:
+            predictions[start:stop] = np.asarray(pred_chunk)[:size]
         run_correct[start:stop] = out["run_correct"][:size]
         run_correct_even[start:stop] = out["run_correct_even"][:size]
         example_correct += out["example_correct"]
@@ -291,6 +306,7 @@ def collect_statistics(
         confusion=confusion,
         ensemble_curve=prefix.curve,
         logits=logit_stats,
+        predictions=predictions,
     )
 
 
