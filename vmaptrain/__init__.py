@@ -3,6 +3,7 @@
     import vmaptrain
     result = vmaptrain.SeedStudy(dataset="digits", num_seeds=32, epochs=20).run("workdirs/digits")
     vmaptrain.estimators.report(result.labels, logits=result.logits)
+    vmaptrain.compare(labels, a=logits_a, b=logits_b)  # is A better than B? (docs/comparison.md)
 
 Submodules load on first use, so `import vmaptrain` stays cheap and never imports TensorFlow.
 """
@@ -18,11 +19,14 @@ _LAZY = {
     "StudyResult": ("vmaptrain.study", "StudyResult"),
     "StudyConfig": ("vmaptrain.config", "StudyConfig"),
     "StudyError": ("vmaptrain.config", "StudyError"),
+    "compare": ("vmaptrain.estimators.comparison", "compare"),
+    "compare_arms": ("vmaptrain.estimators.comparison", "compare_arms"),
     "load_dataset": ("vmaptrain.data", "load_dataset"),
     "make_model": ("vmaptrain.models", "make_model"),
 }
 _SUBMODULES = (
     "augment",
+    "comparison",
     "config",
     "data",
     "estimators",

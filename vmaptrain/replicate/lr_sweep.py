@@ -1,10 +1,13 @@
-"""Fig. 8: learning rates as per-run arrays of one study; mean and excess variance per lr."""
+"""Fig. 8: learning rates as per-run arrays of one study; mean and excess variance per lr, and every
+lr compared with the best one (Holm-adjusted, on this test set and on the distribution;
+docs/comparison.md)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from vmaptrain import estimators
+from vmaptrain.estimators import comparison
 from vmaptrain.replicate.common import finished, percent, run_study, write_report
 
 PAPER = {
@@ -22,7 +25,7 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
     lrs = [float(lr) for lr in scale.lrs for _ in range(per_lr)]
     result = run_study(studies, "sweep", scale.config(num_seeds=len(lrs), lr=lrs), progress)
     logits, labels, ok = np.asarray(result.logits), np.asarray(result.labels), finished(result)
-    rows = []
+    rows, arms = [], {}
     for j, lr in enumerate(scale.lrs):
         members = np.zeros(len(lrs), bool)
         members[j * per_lr : (j + 1) * per_lr] = True
@@ -31,9 +34,21 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
         if keep.sum() >= 2:
             est = estimators.report(labels, logits=logits[keep], bootstrap=200)
             row.update(
-                {k: est[k] for k in ("accuracy_mean", "accuracy_std", "indep_errors_std", "dist_var", "dist_std")}
+                {
+                    k: est[k]
+                    for k in (
+                        "accuracy_mean",
+                        "accuracy_std",
+                        "indep_errors_std",
+                        "dist_var",
+                        "dist_var_ci95",
+                        "dist_std",
+                    )
+                }
             )
+            arms[f"lr={lr:g}"] = comparison.count_correct(labels, logits[keep], f"lr={lr:g}")
         rows.append(row)
+    versus_best = comparison.compare_arm_counts(arms) if len(arms) >= 2 else None
 
     def curves(fig):
         mean_ax = fig.add_subplot(2, 1, 1)
@@ -55,6 +70,7 @@ def run(workdir: str, scale, progress: bool = True, studies: str | None = None) 
         "runs_per_lr": per_lr,
         "lrs": rows,
         "best_lr": scale.lrs[int(np.argmax(means))],
+        "versus_best": versus_best,
         "paper": PAPER,
     }
     return write_report(workdir, report, {"lr_sweep.png": curves})
