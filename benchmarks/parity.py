@@ -13,11 +13,17 @@ independent-errors std (Calibrated Chaos §3.2) and the distribution-wise std (T
 docs/statistics.md §3), and each vmaptrain variant's difference of means from PyTorch's with
 the standard error of that difference. Printed with the CPU model and written as JSON.
 
-    PYTHONPATH=. python benchmarks/parity.py --num_runs=48 --epochs=2,10
+Each side's test predictions are kept (`--predictions_dir`, one compressed file per side, length
+and run count), so the statistics can be recomputed from them, and an interrupted benchmark
+resumes: a side whose file exists for the same recipe, dataset and run count is read back, not
+retrained (`--retrain` trains every side again).
+
+    PYTHONPATH=. python benchmarks/parity.py --num_runs=48,16 --epochs=2,10 --init=model
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 
 import numpy as np
 from absl import app, flags
@@ -54,12 +61,20 @@ RECIPE = dict(
 PYTORCH = "pytorch"
 
 _DATASET = flags.DEFINE_string("dataset", FASHION, "vmaptrain dataset string both sides train on.")
-_NUM_RUNS = flags.DEFINE_integer("num_runs", 48, "Runs per side and length.")
+_NUM_RUNS = flags.DEFINE_list(
+    "num_runs", ["48", "16"], "Runs per side: one count for every length, or one per length in --epochs."
+)
 _EPOCHS = flags.DEFINE_list("epochs", ["2", "10"], "Training lengths in epochs, comma-separated.")
 _INIT = flags.DEFINE_list(
-    "init", ["model", "flax"], f"vmaptrain init conventions to train, comma-separated ({', '.join(INIT_CHOICES)})."
+    "init", ["model"], f"vmaptrain init conventions to train, comma-separated ({', '.join(INIT_CHOICES)})."
 )
 _OUT = flags.DEFINE_string("out", os.path.join(REPO, "benchmarks", "results", "parity_cpu.json"), "JSON output.")
+_PREDICTIONS_DIR = flags.DEFINE_string(
+    "predictions_dir",
+    os.path.join(REPO, "benchmarks", "results", "parity"),
+    "Folder of each side's test predictions; a side already there for this recipe is read back.",
+)
+_RETRAIN = flags.DEFINE_bool("retrain", False, "Train every side again, replacing its stored predictions.")
 
 
 def parse_epochs(values: list[str]) -> list[int]:
@@ -70,6 +85,23 @@ def parse_epochs(values: list[str]) -> list[int]:
     if not epochs or any(e < 1 for e in epochs):
         raise StudyError(f"--epochs must be ≥ 1 each, got {','.join(values)}")
     return epochs
+
+
+def parse_run_counts(values: list[str], epochs: list[int]) -> list[int]:
+    """Runs per length: one count for all, or one per length."""
+    try:
+        counts = [int(v) for v in values]
+    except ValueError:
+        raise StudyError(f"--num_runs must be whole numbers, got {','.join(values)}") from None
+    if len(counts) == 1:
+        counts = counts * len(epochs)
+    if len(counts) != len(epochs):
+        raise StudyError(
+            f"--num_runs gives {len(counts)} counts for {len(epochs)} lengths in --epochs; give one or one per length"
+        )
+    if any(c < 2 for c in counts):
+        raise StudyError(f"--num_runs must be ≥ 2 each (a std needs two runs), got {','.join(values)}")
+    return counts
 
 
 def check_inits(inits: list[str]) -> list[str]:
@@ -152,6 +184,47 @@ def train_pytorch(dataset: str, num_runs: int, epochs: int) -> tuple[np.ndarray,
             return stored["predictions"], stored["labels"], seconds
 
 
+def side_path(directory: str, side: str, epochs: int, num_runs: int) -> str:
+    return os.path.join(directory, f"{side}_{epochs}ep_{num_runs}runs.npz")
+
+
+def side_identity(dataset: str, side: str, epochs: int, num_runs: int) -> dict:
+    """What a stored side must have been trained with to be read back instead of retrained."""
+    return {"recipe": RECIPE, "dataset": dataset, "side": side, "epochs": epochs, "num_runs": num_runs}
+
+
+def load_side(path: str, identity: dict) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """A stored side's (predictions, labels, seconds), or None where none is stored. A file that
+    cannot be read, or that was trained with something else, is an error, not a silent retrain."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["meta"]))
+            predictions, labels = stored["predictions"], stored["labels"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise StudyError(
+            f"{path}: not a stored parity side ({type(exc).__name__}); remove it or pass --retrain"
+        ) from None
+    if meta.get("identity") != json.loads(json.dumps(identity)):
+        raise StudyError(f"{path}: stored for {meta.get('identity')}, not this benchmark; remove it or pass --retrain")
+    if predictions.shape != (identity["num_runs"], labels.shape[0]):
+        raise StudyError(f"{path}: predictions of shape {predictions.shape} for {identity['num_runs']} runs")
+    return predictions, labels, float(meta["wall_s"])
+
+
+def save_side(path: str, identity: dict, predictions, labels, seconds: float) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    meta = json.dumps({"identity": identity, "wall_s": seconds, "cpu_model": machine.cpu_model()})
+    small = np.uint8 if int(np.max(labels)) < 256 else np.int32  # class indices: a byte each
+    store.write_npz_compressed(
+        path,
+        predictions=np.asarray(predictions).astype(small),
+        labels=np.asarray(labels).astype(small),
+        meta=np.array(meta),
+    )
+
+
 def _versus_pytorch(stats: dict, what: str) -> str:
     d = stats.get("minus_pytorch")
     return f"{100 * d[what]:+.3f} ± {100 * d[what + '_se']:.3f}" if d else "—"
@@ -177,9 +250,15 @@ def table(epochs: int, sides: dict) -> str:
     return "\n".join(lines)
 
 
-def benchmark(dataset: str, num_runs: int, epochs_list: list[int], inits: list[str], out: str) -> dict:
-    if num_runs < 2:
-        raise StudyError(f"--num_runs must be ≥ 2 (a std needs two runs), got {num_runs}")
+def benchmark(
+    dataset: str,
+    run_counts: list[int],
+    epochs_list: list[int],
+    inits: list[str],
+    out: str,
+    predictions_dir: str,
+    retrain: bool = False,
+) -> dict:
     try:
         import torch
     except ImportError:
@@ -192,7 +271,7 @@ def benchmark(dataset: str, num_runs: int, epochs_list: list[int], inits: list[s
 
     log = lambda message: print(message, flush=True)
     log(f"cpu: {machine.cpu_model()} ({os.cpu_count()} cores); jax {jax.__version__}, torch {torch.__version__}")
-    log(f"recipe: {RECIPE}; {dataset}, {num_runs} runs per side")
+    log(f"recipe: {RECIPE}; {dataset}")
     report = {
         "command": " ".join(["python"] + sys.argv),
         "cpu_model": machine.cpu_model(),
@@ -202,25 +281,42 @@ def benchmark(dataset: str, num_runs: int, epochs_list: list[int], inits: list[s
         "torch": torch.__version__,
         "dataset": dataset,
         "recipe": RECIPE,
-        "num_runs": num_runs,
+        "num_runs": dict(zip(map(str, epochs_list), run_counts)),
         "results": {},
     }
-    for epochs in epochs_list:
-        sides = {}
-        predictions, labels, seconds = train_pytorch(dataset, num_runs, epochs)
-        sides[PYTORCH] = {**accuracy_statistics(predictions, labels), "wall_s": seconds}
-        log(f"{epochs} epochs: pytorch done in {seconds:.1f} s")
+
+    def side(name: str, epochs: int, num_runs: int, train):
+        """A side's predictions: read back when stored for this recipe, else trained and stored."""
+        path = side_path(predictions_dir, name, epochs, num_runs)
+        identity = side_identity(dataset, name, epochs, num_runs)
+        stored = None if retrain else load_side(path, identity)
+        if stored is not None:
+            log(f"{epochs} epochs: {name} read back from {os.path.relpath(path)} (trained in {stored[2]:.1f} s)")
+            return stored
+        predictions, labels, seconds = train()
+        save_side(path, identity, predictions, labels, seconds)
+        log(f"{epochs} epochs: {name} done in {seconds:.1f} s")
+        return predictions, labels, seconds
+
+    for epochs, num_runs in zip(epochs_list, run_counts):
+        # vmaptrain's sides first: the shorter ones, so an interrupted benchmark keeps more.
+        trained = {}
         for init in inits:
-            predictions, vm_labels, seconds = train_vmaptrain(dataset, num_runs, epochs, init)
+            train = partial(train_vmaptrain, dataset, num_runs, epochs, init)
+            trained[f"vmaptrain init={init}"] = side(f"vmaptrain-init-{init}", epochs, num_runs, train)
+        predictions, labels, seconds = side(
+            PYTORCH, epochs, num_runs, partial(train_pytorch, dataset, num_runs, epochs)
+        )
+        sides = {PYTORCH: {**accuracy_statistics(predictions, labels), "wall_s": seconds}}
+        for name, (predictions, vm_labels, seconds) in trained.items():
             if not np.array_equal(vm_labels, labels):
                 raise StudyError("vmaptrain and the PyTorch reference saw different test labels")
             stats = {**accuracy_statistics(predictions, labels), "wall_s": seconds}
             stats["minus_pytorch"] = difference(stats, sides[PYTORCH])
-            sides[f"vmaptrain init={init}"] = stats
-            log(f"{epochs} epochs: vmaptrain init={init} done in {seconds:.1f} s")
+            sides[name] = stats
         log(table(epochs, sides))
         report["results"][str(epochs)] = sides
-    store.write_report(out, report)
+        store.write_report(out, report)  # after every length, so an interruption keeps the finished ones
     log(f"wrote {out}")
     return report
 
@@ -229,7 +325,13 @@ def main(argv) -> None:
     cli.reject_extra_args(argv)
     cli.run_or_exit(
         lambda: benchmark(
-            _DATASET.value, _NUM_RUNS.value, parse_epochs(_EPOCHS.value), check_inits(_INIT.value), _OUT.value
+            _DATASET.value,
+            parse_run_counts(_NUM_RUNS.value, parse_epochs(_EPOCHS.value)),
+            parse_epochs(_EPOCHS.value),
+            check_inits(_INIT.value),
+            _OUT.value,
+            _PREDICTIONS_DIR.value,
+            _RETRAIN.value,
         )
     )
 

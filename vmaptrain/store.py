@@ -48,5 +48,9 @@ def write_npz(path: str, **arrays: np.ndarray) -> None:
     _atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
+def write_npz_compressed(path: str, **arrays: np.ndarray) -> None:
+    _atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
+
+
 def write_bytes(path: str, data: bytes) -> None:
     _atomic(path, lambda handle: handle.write(data))
