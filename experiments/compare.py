@@ -16,7 +16,9 @@ FLAGS = flags.FLAGS
 _A = flags.DEFINE_string("a", None, "Workdir of study A (finished).")
 _B = flags.DEFINE_string("b", None, "Workdir of study B (finished, same test set).")
 _STUDY = flags.DEFINE_string("study", None, "Workdir of one study whose runs form the arms (with --arms_by).")
-_ARMS_BY = flags.DEFINE_string("arms_by", None, "Per-run field that defines the arms: lr, wd, momentum, seeds.init, …")
+_ARMS_BY = flags.DEFINE_string(
+    "arms_by", None, "Per-run field that defines the arms: lr, wd, momentum, label_smoothing, poke.step, …"
+)
 _A_LOGITS = flags.DEFINE_string("a_logits", None, "Arm A as .npy: [R, n, k] logits or [R, n] predictions.")
 _B_LOGITS = flags.DEFINE_string("b_logits", None, "Arm B as .npy: [R, n, k] logits or [R, n] predictions.")
 _LABELS = flags.DEFINE_string("labels", None, "[n] test labels .npy (with --a_logits/--b_logits).")

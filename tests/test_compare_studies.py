@@ -39,6 +39,28 @@ def test_two_studies_compared_and_written(studies, tmp_path):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_diverged_runs_are_left_out_and_growth_after_a_comparison_is_flagged(studies, tmp_path):
+    diverged = _altered_copy(studies["sweep"], str(tmp_path / "diverged"), lambda w: _mark_diverged(w, 0))
+    out = str(tmp_path / "cmp")
+    result = comparison.compare_studies(studies["lr005"], diverged, out=out)
+    assert result["studies"]["B"]["runs"] == 5 and result["studies"]["B"]["diverged_runs_left_out"] == [0]
+    assert result["arms"]["B"]["runs"] == 5
+    assert "grown_after_comparison" not in result
+    # The same comparison again after B "grew" (the earlier compare.json says B had fewer runs).
+    previous = json.load(open(os.path.join(out, "compare.json")))
+    previous["studies"]["B"]["runs"] = 3
+    json.dump(previous, open(os.path.join(out, "compare.json"), "w"))
+    again = comparison.compare_studies(studies["lr005"], diverged, out=out)
+    assert again["grown_after_comparison"] == ["B"] and "inflates false positives" in again["verdict"]
+
+
+def _mark_diverged(workdir: str, run: int) -> None:
+    path = os.path.join(workdir, "runs.json")
+    runs = json.load(open(path))
+    runs[run]["status"] = "diverged"
+    json.dump(runs, open(path, "w"))
+
+
 def test_arms_of_one_study_by_a_per_run_field(studies, tmp_path):
     result = comparison.compare_study_arms(studies["sweep"], "lr", out=str(tmp_path / "arms"))
     assert sorted(result["arms"]) == ["lr=0.02", "lr=0.05", "lr=0.2"]

@@ -22,9 +22,11 @@ from vmaptrain.estimators import EstimatorInputError
 from vmaptrain.estimators.comparison import (
     compare,
     compare_arms,
+    count_correct,
     holm,
     seeds_needed,
     two_way_bootstrap_variance,
+    verdict,
 )
 
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(48)  # ∫ f(x) φ(x) dx ≈ Σ w f(x)
@@ -66,8 +68,9 @@ class World:
         return float((d**2 * w).sum() - (d * w).sum() ** 2)
 
     def run_variance(self, num_examples: int, arm: str) -> float:
-        """Var of one run's accuracy on a random test set of n examples: the run effect's share
-        (Var_z of the expected accuracy) plus the binomial share E[σ(1 − σ)]/n."""
+        """Var of one run's accuracy on a test set of n examples (the test set held fixed, averaged
+        over test sets): the run effect's share Var_z of the expected accuracy, plus the binomial
+        share E[σ(1 − σ)]/n (Var_a(σ | z)/n is left out: it moves the test set, not the runs)."""
         sd = self.easiness_sd if arm == "a" else math.hypot(self.easiness_sd, self.effect_sd)
         mean = self.easiness_mean + (0.0 if arm == "a" else self.shift)
         logit = mean + sd * NODES[:, None] + self.run_effect * NODES[None, :]
@@ -121,7 +124,8 @@ def test_hand_computed_negative_example_variance_is_reported_signed_and_clipped(
     assert result["var_x_d"] == pytest.approx(-1 / 27)
     assert result["var_distribution"] == pytest.approx(float(var_test))  # clipped at 0 only here
     df = float(var_test**2 / ((Fraction(1, 48)) ** 2 / 2 + (Fraction(1, 64)) ** 2 / 1))
-    assert result["degrees_of_freedom"] == pytest.approx(df)
+    assert result["degrees_of_freedom_test_set"] == pytest.approx(df)
+    assert result["degrees_of_freedom_distribution"] == pytest.approx(df)  # no example part to add
     half = stats.t.ppf(0.975, df) * math.sqrt(float(var_test))
     assert result["ci95_test_set"] == pytest.approx([3 / 8 - half, 3 / 8 + half])
     assert result["p_value_test_set"] == pytest.approx(2 * stats.t.sf(0.375 / math.sqrt(float(var_test)), df))
@@ -142,8 +146,11 @@ def test_hand_computed_positive_example_variance():
     assert result["var_x_d"] == pytest.approx(17 / 24)
     assert result["var_test_set"] == pytest.approx(1 / 32)
     assert result["var_distribution"] == pytest.approx(5 / 24)
-    assert result["degrees_of_freedom"] == pytest.approx(2.0)
-    half = stats.t.ppf(0.975, 2) * math.sqrt(5 / 24)
+    assert result["degrees_of_freedom_test_set"] == pytest.approx(2.0)
+    # Q2's Satterthwaite degrees of freedom add Var_x(d)/n with its n − 1 = 3.
+    df = (5 / 24) ** 2 / (2 * (1 / 64) ** 2 / 1 + (17 / 96) ** 2 / 3)
+    assert result["degrees_of_freedom_distribution"] == pytest.approx(df)
+    half = stats.t.ppf(0.975, df) * math.sqrt(5 / 24)
     assert result["ci95_distribution"] == pytest.approx([-half, half])
     assert result["p_value_test_set"] == 1.0 and result["p_value_distribution"] == 1.0
     assert result["prob_a_beats_b"] == 0.5
@@ -171,7 +178,7 @@ def test_normal_quantile_from_thirty_runs_per_arm():
     world = World()
     correct_a, correct_b = world.draw_correct(rng, world.draw_examples(rng, 200), 30, 30)
     result = _compare_correct(correct_a, correct_b)
-    assert result["degrees_of_freedom"] is None
+    assert result["degrees_of_freedom_test_set"] is None and result["degrees_of_freedom_distribution"] is None
     half = stats.norm.ppf(0.975) * math.sqrt(result["var_distribution"])
     assert result["ci95_distribution"][1] - result["delta"] == pytest.approx(half)
 
@@ -184,7 +191,7 @@ def test_single_run_per_arm_uses_the_a_priori_prediction_and_says_so():
     result = _compare_correct(correct_a, correct_b, single_run=True)
     n = 100
     predicted = 0.1 / (2 * n) + 0.2 / (2 * n)  # err/(2n) per arm, Theorem 3's form
-    assert result["prediction"] is True
+    assert result["predicted_spread"] == ["A", "B"]
     assert result["var_test_set"] == pytest.approx(predicted)
     # One run each: S²(d̂)/n is the whole variance of Δ̂ under independent errors.
     d = correct_a[0].astype(float) - correct_b[0]
@@ -192,7 +199,28 @@ def test_single_run_per_arm_uses_the_a_priori_prediction_and_says_so():
     assert result["arms"]["A"]["std"] is None
     assert result["arms"]["A"]["predicted_std"] == pytest.approx(math.sqrt(0.1 / (2 * n)))
     assert result["arms"]["A"]["predicted_std_lower_bound"] == pytest.approx(math.sqrt(0.1 / (n * 10)))
-    assert "predicted" in result["verdict"]
+    assert "predicted" in result["verdict"] and "short or unstable" in result["verdict"]
+
+
+def test_runs_that_all_score_the_same_take_the_prediction_not_certainty():
+    # Two runs per arm, each arm's runs at one accuracy: a sample variance of 0 would make p = 0.
+    correct_a = np.array([[1] * 80 + [0] * 20, [0] * 20 + [1] * 80], bool)
+    correct_b = np.array([[1] * 79 + [0] * 21, [0] * 21 + [1] * 79], bool)
+    result = _compare_correct(correct_a, correct_b)
+    assert result["predicted_spread"] == ["A", "B"]
+    assert result["var_test_set"] == pytest.approx((0.2 / 200 + 0.21 / 200) / 2)
+    assert result["p_value_test_set"] > 0.5 and result["ci95_test_set"][0] < 0 < result["ci95_test_set"][1]
+
+
+def test_mixed_arms_take_t_quantiles_from_the_sampled_arm_alone():
+    rng = np.random.default_rng(9)
+    correct_a, correct_b = World().draw_correct(rng, World().draw_examples(rng, 300), 1, 4)
+    result = _compare_correct(correct_a, correct_b, single_run=True)
+    assert result["predicted_spread"] == ["A"]
+    # Satterthwaite over B's sampled part alone (3 degrees of freedom); A's predicted part is known.
+    known = (1 - correct_a.mean()) / (2 * 300)
+    sampled = correct_b.mean(1).var(ddof=1) / 4
+    assert result["degrees_of_freedom_test_set"] == pytest.approx((known + sampled) ** 2 / (sampled**2 / 3))
 
 
 # --- the two-way bootstrap --------------------------------------------------------------------------------------
@@ -253,8 +281,12 @@ def test_distribution_interval_covers_where_the_test_set_interval_does_not():
 # --- seed planning ---------------------------------------------------------------------------------------------
 
 
-def test_planned_runs_reach_the_planned_power_on_a_fixed_test_set():
-    world = World(effect_sd=0.3, run_effect=0.6, shift=-0.12)
+@pytest.mark.parametrize(
+    "shift, many_runs",
+    [(-0.12, True), (-1.0, False)],  # normal quantiles (R ≥ 30), and Student-t ones (a handful of runs)
+)
+def test_planned_runs_reach_the_planned_power_on_a_fixed_test_set(shift, many_runs):
+    world = World(effect_sd=0.3, run_effect=0.6, shift=shift)
     rng = np.random.default_rng(6)
     examples = world.draw_examples(rng, 600)
     easiness, effect = examples
@@ -271,7 +303,7 @@ def test_planned_runs_reach_the_planned_power_on_a_fixed_test_set():
         )
     plan = seeds_needed(variances[0], variances[1], 0.0, easiness.size, abs(target), alpha=0.05, power=0.8)
     runs = plan["test_set"]
-    assert runs >= 30  # the planner's normal quantiles are the test's then
+    assert (runs >= 30) if many_runs else (3 <= runs <= 12), runs
     labels = np.zeros(easiness.size, np.int32)
     rejections = []
     for _ in range(500):
@@ -306,12 +338,16 @@ def test_planned_runs_reach_the_planned_power_on_the_distribution():
 
 
 def test_no_number_of_runs_suffices_when_the_test_set_is_too_small():
-    plan = seeds_needed(1e-5, 1e-5, 0.04, 1000, 0.005, alpha=0.05, power=0.8)
+    plan = seeds_needed(1e-4, 1e-4, 0.04, 1000, 0.005, alpha=0.05, power=0.8)
     k = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) ** 2
     assert plan["distribution"] is None
-    assert plan["test_examples_needed"] == math.floor(k * 0.04 / 0.005**2) + 1
-    assert plan["test_set"] == math.ceil(k * 2e-5 / 0.005**2)
-    assert plan["distribution_at_twice_that"] >= 2
+    needed = plan["test_examples_needed"]
+    assert needed == math.floor(k * 0.04 / 0.005**2) + 1
+    assert plan["test_set"] == math.ceil(k * 2e-4 / 0.005**2)  # ≥ 30 runs: normal quantiles
+    # At twice that test set, s² shrinks with 1/n and the planner, asked there, agrees.
+    scale = 1000 / (2 * needed)
+    at_twice = seeds_needed(1e-4 * scale, 1e-4 * scale, 0.04, 2 * needed, 0.005, alpha=0.05, power=0.8)
+    assert plan["distribution_at_twice_that"] == pytest.approx(at_twice["distribution"], abs=1)
 
 
 # --- several arms ----------------------------------------------------------------------------------------------
@@ -322,7 +358,7 @@ def test_holm_on_known_p_values():
     assert holm([0.5, 0.001, 0.2]) == pytest.approx([0.5, 0.003, 0.4])
 
 
-def test_three_arms_against_the_best_are_holm_adjusted():
+def test_three_arms_against_the_best_are_holm_adjusted_over_all_pairs():
     rng = np.random.default_rng(8)
     labels = np.zeros(400, np.int32)
     examples = World().draw_examples(rng, 400)
@@ -335,12 +371,52 @@ def test_three_arms_against_the_best_are_holm_adjusted():
     assert result["best"] == "lr=0.1"
     rows = {row["arm"]: row for row in result["comparisons"]}
     assert sorted(rows) == ["lr=0.2", "lr=0.4", "lr=0.8"]
+    # The family is all six pairs (the best was chosen from the data): recompute it by hand.
+    names = list(arms)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     for question in ("test_set", "distribution"):
-        raw = [rows[name][f"p_value_{question}"] for name in sorted(rows)]
-        assert [rows[name][f"p_value_{question}_holm"] for name in sorted(rows)] == pytest.approx(holm(raw))
+        raw = [compare(labels, a=arms[a], b=arms[b])[f"p_value_{question}"] for a, b in pairs]
+        adjusted = dict(zip(pairs, holm(raw)))
+        for name in rows:
+            assert rows[name][f"p_value_{question}_holm"] == pytest.approx(adjusted["lr=0.1", name])
     assert set(result["arms"]) == set(arms)
     assert all("distribution_std" in summary for summary in result["arms"].values())
-    assert "lr=0.8" in result["verdict"]
+    worse = result["verdict"].split("worse on the data distribution (Q2): ")[1].split(";")[0]
+    assert "lr=0.8" in worse and "lr=0.2" not in worse
+    assert "not distinguishable from it: lr=0.2" in result["verdict"]
+
+
+def test_arm_names_need_not_be_strings_and_runs_can_be_selected():
+    labels = np.zeros(6, np.int32)
+    predictions = np.array([[0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1], [0, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1]])
+    result = compare_arms(labels, {0.1: predictions[:2], 0.2: predictions[2:]})
+    assert result["best"] == "0.1"
+    selected = count_correct(labels, predictions, runs=[3, 0])
+    assert selected.run_correct.tolist() == [5, 3]
+
+
+def test_verdict_names_what_limits_a_test_set_only_difference():
+    base = {
+        "names": ["A", "B"],
+        "alpha": 0.05,
+        "num_examples": 1000,
+        "delta": 0.01,
+        "ci95_test_set": [0.005, 0.015],
+        "ci95_distribution": [-0.002, 0.022],
+        "p_value_test_set": 0.001,
+        "p_value_distribution": 0.1,
+        "predicted_spread": [],
+    }
+    limited = verdict(
+        {**base, "seeds_needed": {"delta": 0.01, "power": 0.8, "distribution": None, "test_examples_needed": 5000}}
+    )
+    assert "not the number of runs" in limited and "5,000" in limited
+    more_runs = verdict(
+        {**base, "seeds_needed": {"delta": 0.01, "power": 0.8, "distribution": 40, "test_examples_needed": None}}
+    )
+    assert "40 runs per arm" in more_runs and "not the number of runs" not in more_runs
+    q2_only = verdict({**base, "p_value_test_set": 0.07, "p_value_distribution": 0.04, "seeds_needed": {}})
+    assert "better on new data" in q2_only
 
 
 # --- bad input -------------------------------------------------------------------------------------------------

@@ -44,6 +44,29 @@ class FinishedStudy:
     def num_classes(self) -> int:
         return int(self.logits.shape[2])
 
+    @property
+    def finished_runs(self) -> list[int]:
+        """Runs that finished; a diverged run (frozen at its last finite weights) is left out, as
+        in summary.json."""
+        return [i for i, run in enumerate(self.runs) if run.get("status", "finished") == "finished"]
+
+    @property
+    def growth(self) -> list[dict]:
+        try:
+            return store.read_json(os.path.join(self.workdir, "config.json")).get("growth", [])
+        except (OSError, ValueError):
+            return []
+
+    def describe(self) -> dict:
+        """What compare.json records of the study: where, runs used and left out, its growth."""
+        finished = self.finished_runs
+        return {
+            "workdir": self.workdir,
+            "runs": len(finished),
+            "diverged_runs_left_out": [i for i in range(len(self.runs)) if i not in set(finished)],
+            "growth": self.growth,
+        }
+
 
 def check_same_test_set(first: FinishedStudy, second: FinishedStudy) -> None:
     """Refuses two studies that were not evaluated on one test set: another dataset, test size,
@@ -72,12 +95,15 @@ def compare_studies(
     single_run: bool = False,
     out: str | None = None,
 ) -> dict:
-    """Study A against study B (two finished workdirs on one test set); writes compare.json and
-    compare.png into `out` when given."""
+    """Study A against study B (two finished workdirs on one test set, their finished runs); writes
+    compare.json and compare.png into `out` when given."""
+    _statistics(lambda: comparison.check_levels(alpha, power, delta))
     first, second = FinishedStudy(workdir_a), FinishedStudy(workdir_b)
     check_same_test_set(first, second)
-    result = _compared(first.labels, first.logits, second.logits, delta, alpha, power, single_run)
-    result["studies"] = {"A": workdir_a, "B": workdir_b}
+    arms = [(first.logits, first.finished_runs), (second.logits, second.finished_runs)]
+    result = _compared(first.labels, arms, delta, alpha, power, single_run)
+    result["studies"] = {"A": first.describe(), "B": second.describe()}
+    _note_growth_since(result, out)
     return _written(result, out)
 
 
@@ -98,9 +124,10 @@ def compare_files(
     def read(path: str, what: str) -> np.ndarray:
         return _statistics(lambda: load_array(path, what))
 
+    _statistics(lambda: comparison.check_levels(alpha, power, delta))
     labels = np.asarray(read(labels_path, "labels"))
     arm_a, arm_b = read(logits_a, "arm A"), read(logits_b, "arm B")
-    result = _compared(labels, arm_a, arm_b, delta, alpha, power, single_run)
+    result = _compared(labels, [(arm_a, None), (arm_b, None)], delta, alpha, power, single_run)
     result["files"] = {"labels": labels_path, "A": logits_a, "B": logits_b}
     return _written(result, out)
 
@@ -119,26 +146,32 @@ def run_fields(run: dict) -> dict:
 
 
 def arms_of(runs: list[dict], arms_by: str) -> dict[str, list[int]]:
-    """Run indices per distinct value of one per-run field (`lr` or `hyperparameters.lr`, `seeds.init`, …)."""
+    """Run indices per distinct value of one per-run field (`lr` or `hyperparameters.lr`, `poke.step`, …)."""
     rows = [run_fields(run) for run in runs]
-    matches = [name for name in rows[0] if name == arms_by or name.endswith("." + arms_by)] if rows else []
-    varying = sorted(name for name in (rows[0] if rows else {}) if len({repr(row[name]) for row in rows}) > 1)
-    if len(matches) != 1:
+    fields = list(rows[0]) if rows else []
+    varying = sorted(name for name in fields if len({repr(row[name]) for row in rows}) > 1)
+    matches = [name for name in fields if name == arms_by] or [name for name in fields if name.endswith("." + arms_by)]
+    if len(matches) > 1:
+        raise StudyError(f"--arms_by={arms_by} is ambiguous ({', '.join(matches)}); give the full name")
+    if not matches:
         raise StudyError(
             f"--arms_by={arms_by}: no such per-run field; the fields that differ between this study's runs are "
             f"{', '.join(varying) or 'none'}"
         )
     field = matches[0]
-    arms: dict[str, list[int]] = {}
+    by_value: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
-        value = row[field]
-        label = f"{arms_by}={value:g}" if isinstance(value, float) else f"{arms_by}={value}"
-        arms.setdefault(label, []).append(index)
-    if len(arms) < 2:
+        by_value.setdefault(repr(row[field]), []).append(index)
+    if len(by_value) < 2:
         raise StudyError(
             f"--arms_by={arms_by}: every run has the same value, so there is one arm; the fields that differ "
             f"between runs are {', '.join(varying) or 'none'}"
         )
+    arms = {}
+    for indices in by_value.values():
+        value = rows[indices[0]][field]
+        short = f"{arms_by}={value:g}" if isinstance(value, float) else f"{arms_by}={value}"
+        arms[short if short not in arms else f"{arms_by}={value!r}"] = indices  # values that print alike stay apart
     return arms
 
 
@@ -152,22 +185,25 @@ def compare_study_arms(
     single_run: bool = False,
     out: str | None = None,
 ) -> dict:
-    """One study's arms (runs grouped by a per-run field, e.g. an lr sweep): every arm against the
-    best, Holm-adjusted, with each arm's distribution-wise std."""
+    """One study's arms (its finished runs grouped by a per-run field, e.g. an lr sweep): every arm
+    against the best, Holm-adjusted over all pairs, with each arm's distribution-wise std."""
+    _statistics(lambda: comparison.check_levels(alpha, power, delta))
     study = FinishedStudy(workdir)
-    arms = arms_of(study.runs, arms_by)
+    finished = set(study.finished_runs)
+    arms = {name: [i for i in indices if i in finished] for name, indices in arms_of(study.runs, arms_by).items()}
+    empty = [name for name, indices in arms.items() if not indices]
+    if empty:
+        raise StudyError(f"arm(s) {', '.join(empty)} of {workdir} have no finished run: every run diverged")
     counts = {
         name: _statistics(
-            lambda indices=indices, name=name: comparison.count_correct(
-                study.labels, study.logits[np.asarray(indices)], name
-            )
+            lambda indices=indices, name=name: comparison.count_correct(study.labels, study.logits, name, runs=indices)
         )
         for name, indices in arms.items()
     }
     result = _statistics(
         lambda: comparison.compare_arm_counts(counts, delta=delta, alpha=alpha, power=power, single_run=single_run)
     )
-    result["study"] = workdir
+    result["study"] = study.describe()
     result["arms_by"] = arms_by
     result["runs_per_arm"] = arms
     result["run_accuracy"] = {name: arm.run_accuracy.tolist() for name, arm in counts.items()}
@@ -182,17 +218,44 @@ def _statistics(action):
         raise StudyError(" ".join(str(err).splitlines())) from None
 
 
-def _compared(labels, arm_a, arm_b, delta, alpha, power, single_run) -> dict:
-    """Two arms' comparison, with their per-run accuracies (for the figure and the JSON)."""
+def _compared(labels, arms, delta, alpha, power, single_run) -> dict:
+    """Two arms' comparison, with their per-run accuracies (for the figure and the JSON); each arm
+    is (array, run indices to use or None for all)."""
     counts = [
-        _statistics(lambda arm=arm, name=name: comparison.count_correct(labels, arm, name))
-        for name, arm in (("A", arm_a), ("B", arm_b))
+        _statistics(lambda arm=arm, runs=runs, name=name: comparison.count_correct(labels, arm, name, runs=runs))
+        for name, (arm, runs) in zip("AB", arms)
     ]
     result = _statistics(
         lambda: comparison.compare_counts(*counts, delta=delta, alpha=alpha, power=power, single_run=single_run)
     )
     result["run_accuracy"] = {name: arm.run_accuracy.tolist() for name, arm in zip("AB", counts)}
     return result
+
+
+def _note_growth_since(result: dict, out: str | None) -> None:
+    """Say so when a study grew after an earlier comparison of the same studies in `out`: going on
+    until p < α inflates false positives; the honest use is a run count fixed in advance
+    (`seeds_needed`, docs/comparison.md §5)."""
+    previous_path = os.path.join(out, JSON_NAME) if out else None
+    if previous_path is None or not os.path.exists(previous_path):
+        return
+    try:
+        previous = store.read_json(previous_path).get("studies", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    grown = [
+        arm
+        for arm, now in result["studies"].items()
+        if isinstance(previous.get(arm), dict)
+        and previous[arm].get("workdir") == now["workdir"]
+        and previous[arm].get("runs", now["runs"]) < now["runs"]
+    ]
+    if grown:
+        result["grown_after_comparison"] = grown
+        result["verdict"] += (
+            f" Study {' and '.join(grown)} grew after an earlier comparison here: growing until p < α inflates"
+            " false positives, so trust a run count fixed in advance (seeds_needed)."
+        )
 
 
 def _written(result: dict, out: str | None) -> dict:

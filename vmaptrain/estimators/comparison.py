@@ -64,9 +64,12 @@ class ArmCounts:
         return self.example_correct / self.num_runs
 
 
-def count_correct(labels: Any, arm: Any, name: str = "arm", num_classes: int | None = None) -> ArmCounts:
+def count_correct(
+    labels: Any, arm: Any, name: str = "arm", num_classes: int | None = None, runs: Any = None
+) -> ArmCounts:
     """Reduces one arm, [R, n] integer predictions or [R, n, k] float logits (numpy, memmap or jax),
-    to its correct counts, chunk by chunk of runs. Raises EstimatorInputError on malformed input."""
+    to its correct counts, chunk by chunk of runs, reading only the runs `runs` (indices into the
+    first axis) when given. Raises EstimatorInputError on malformed input."""
     labels = check_labels(labels)
     shape = tuple(int(d) for d in np.shape(arm))
     dtype = np.dtype(getattr(arm, "dtype", np.asarray(arm).dtype))
@@ -76,8 +79,11 @@ def count_correct(labels: Any, arm: Any, name: str = "arm", num_classes: int | N
         )
     if shape[1] != labels.shape[0]:
         raise EstimatorInputError(f"{name} has {shape[1]} examples per run but labels has {labels.shape[0]}")
-    if shape[0] < 1:
+    selected = np.arange(shape[0]) if runs is None else np.asarray(runs, np.int64).reshape(-1)
+    if selected.size < 1:
         raise EstimatorInputError(f"{name} has no runs")
+    if selected.min() < 0 or selected.max() >= shape[0]:
+        raise EstimatorInputError(f"{name}: run indices outside 0..{shape[0] - 1}")
     is_logits = len(shape) == 3
     if is_logits:
         if dtype.kind != "f" and dtype.name != "bfloat16":
@@ -89,17 +95,20 @@ def count_correct(labels: Any, arm: Any, name: str = "arm", num_classes: int | N
         raise EstimatorInputError(f"{name}: predictions must be integer class ids, got {dtype}")
     if num_classes is not None:
         check_num_classes(num_classes, labels)
-    num_runs, num_examples = shape[0], shape[1]
+    num_runs, num_examples = selected.size, shape[1]
     per_run = num_examples * (shape[2] if is_logits else 1)
     chunk = max(1, _CHUNK_ELEMENTS // per_run)
     run_correct = np.zeros(num_runs, np.int64)
     example_correct = np.zeros(num_examples, np.int64)
+    contiguous = runs is None
     for start in range(0, num_runs, chunk):
-        block = np.asarray(arm[start : start + chunk])
+        indices = selected[start : start + chunk]
+        block = np.asarray(arm[start : start + chunk] if contiguous else arm[indices])
         if is_logits:
-            if not np.isfinite(block).all():
+            finite = np.isfinite(block).all(axis=(1, 2))
+            if not finite.all():
                 raise EstimatorInputError(
-                    f"{name}: logits of runs {start}..{start + len(block) - 1} contain NaN or inf"
+                    f"{name}: the logits of run {int(indices[np.argmin(finite)])} contain NaN or inf"
                 )
             block = block.argmax(axis=-1)
         elif block.min() < 0 or (num_classes is not None and block.max() >= num_classes):
@@ -148,28 +157,56 @@ def arm_summary(counts: ArmCounts) -> dict:
     }
 
 
-def _run_variance(counts: ArmCounts) -> float:
-    """s²: the sample variance of per-run accuracy, or its a-priori prediction for a single run."""
-    if counts.num_runs >= 2:
-        return float(counts.run_accuracy.var(ddof=1))
-    return predicted_run_variance(counts)[0]
+@dataclasses.dataclass(frozen=True)
+class RunSpread:
+    """What one arm contributes to Var(Δ̂): its run-to-run variance s² (sampled, or predicted from
+    its error rate), that estimate's degrees of freedom, and mean_i Var(p̂_i), the binomial noise
+    its finite runs add to the per-example differences."""
+
+    variance: float
+    degrees_of_freedom: float  # R − 1 for a sample variance; inf for a prediction (taken as known)
+    noise: float
+    predicted: bool
 
 
-def _sampling_noise(counts: ArmCounts) -> float:
-    """mean_i Var(p̂_i): the part of S²(d̂) that finite runs add. p̂(1 − p̂)/(R − 1) is unbiased for
-    it; a single run has no within-arm spread, so its predicted variance stands in (n·s² = mean v)."""
-    if counts.num_runs >= 2:
+def run_spread(counts: ArmCounts) -> RunSpread:
+    """The arm's spread. A single run, or runs that all score the same (a sample variance of
+    exactly 0, which would make any difference certain), take the a-priori prediction err/(2n):
+    an upper bound under class-wise calibration, so the interval can only widen."""
+    num_runs = counts.num_runs
+    if num_runs >= 2:
         rate = counts.example_rate
-        return float(np.mean(rate * (1.0 - rate)) / (counts.num_runs - 1))
-    return counts.num_examples * predicted_run_variance(counts)[0]
+        noise = float(np.mean(rate * (1.0 - rate)) / (num_runs - 1))  # p̂(1 − p̂)/(R − 1): unbiased
+        variance = float(counts.run_accuracy.var(ddof=1))
+        if variance > 0:
+            return RunSpread(variance, num_runs - 1.0, noise, predicted=False)
+        return RunSpread(predicted_run_variance(counts)[0], math.inf, noise, predicted=True)
+    predicted = predicted_run_variance(counts)[0]
+    # One run has no within-arm spread; its predicted per-example variance stands in (mean v = n·s²).
+    return RunSpread(predicted, math.inf, counts.num_examples * predicted, predicted=True)
 
 
-def welch_degrees_of_freedom(var_a: float, runs_a: int, var_b: float, runs_b: int) -> float:
-    """Welch–Satterthwaite degrees of freedom of s_A²/R_A + s_B²/R_B (inf where undefined)."""
-    if runs_a < 2 or runs_b < 2:
-        return math.inf
-    terms = (var_a / runs_a) ** 2 / (runs_a - 1) + (var_b / runs_b) ** 2 / (runs_b - 1)
-    return math.inf if terms == 0 else (var_a / runs_a + var_b / runs_b) ** 2 / terms
+def satterthwaite(components: list[tuple[float, float]]) -> float:
+    """Welch–Satterthwaite degrees of freedom of a sum of variance estimates, given as (value,
+    degrees of freedom); inf where every part is known (or zero)."""
+    total = sum(value for value, _ in components)
+    spread = sum(value**2 / df for value, df in components if math.isfinite(df) and df > 0)
+    return math.inf if spread == 0 else total**2 / spread
+
+
+def _degrees_of_freedom(components: list[tuple[float, float]], runs: tuple[int, int]) -> float:
+    """Student-t degrees of freedom below NORMAL_FROM_RUNS runs in either arm, else inf (normal)."""
+    return math.inf if min(runs) >= NORMAL_FROM_RUNS else satterthwaite(components)
+
+
+def _variance_components(spread_a: RunSpread, runs_a: int, spread_b: RunSpread, runs_b: int, example_term: float):
+    """(Q1 parts, Q2 parts) of Var(Δ̂) as (value, degrees of freedom): each arm's s²/R, and for Q2
+    also Var_x(d)/n, itself estimated from the n − 1 degrees of freedom of the example differences."""
+    runs_part = [
+        (spread_a.variance / runs_a, spread_a.degrees_of_freedom),
+        (spread_b.variance / runs_b, spread_b.degrees_of_freedom),
+    ]
+    return runs_part, runs_part + [example_term]
 
 
 def _quantile(alpha: float, degrees_of_freedom: float) -> float:
@@ -179,6 +216,8 @@ def _quantile(alpha: float, degrees_of_freedom: float) -> float:
 
 
 def _p_value(estimate: float, variance: float, degrees_of_freedom: float) -> float:
+    """Two-sided p-value of "no difference"; a zero variance (every run of both arms perfect) only
+    arises with a zero difference."""
     if variance <= 0:
         return 1.0 if estimate == 0 else 0.0
     z = abs(estimate) / math.sqrt(variance)
@@ -199,32 +238,86 @@ def _probability_a_beats_b(a: ArmCounts, b: ArmCounts, var_a: float, var_b: floa
     return probability, "normal model with predicted variances"
 
 
+def _quantile_sum(alpha: float, power: float, degrees_of_freedom: float) -> float:
+    """q_{1−α/2} + q_power of the normal or the Student-t distribution."""
+    if math.isinf(degrees_of_freedom):
+        return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
+    return float(stats.t.ppf(1 - alpha / 2, degrees_of_freedom) + stats.t.ppf(power, degrees_of_freedom))
+
+
+def _smallest_runs(enough, start: int) -> int | None:
+    """The smallest R ≥ start with enough(R), for a condition that holds from some R on; None if
+    it does not hold by 2^40 runs."""
+    low, high = start - 1, max(start, 2)
+    while not enough(high):
+        low, high = high, high * 2
+        if high > 2**40:
+            return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
+
+
 def seeds_needed(
-    var_a: float, var_b: float, var_x_d: float, num_examples: int, delta: float, alpha: float, power: float
+    var_a: float,
+    var_b: float,
+    var_x_d: float,
+    num_examples: int,
+    delta: float,
+    alpha: float,
+    power: float,
+    known_variances: bool = False,
 ) -> dict:
     """Runs per arm for a two-sided level-α test with the given power at a true difference δ
-    (docs/comparison.md §3). Q2 needs δ² > K·Var_x(d)/n, K = (z_{1−α/2} + z_power)²; where it does
-    not hold, no number of runs suffices on this test set, and the smallest test set that would
-    (with s² ∝ 1/n, as under independent errors) is given instead."""
-    k = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) ** 2
+    (docs/comparison.md §3): the smallest R with δ ≥ (q_{1−α/2} + q_power)·√Var(Δ̂ | R), where the
+    quantiles are the test's own: Student-t with Satterthwaite degrees of freedom below 30 runs,
+    normal from 30 (so small plans keep their power). Q2 needs δ² > K·Var_x(d)/n with
+    K = (z_{1−α/2} + z_power)²; where it does not hold, no number of runs suffices on this test set,
+    and the smallest test set that would (with s² ∝ 1/n, as under independent errors) is given.
+
+    Args:
+      var_a, var_b: each arm's run-to-run variance s².
+      var_x_d: the per-example difference variance (clipped at 0 here).
+      known_variances: s² are predictions, not sample variances (normal quantiles throughout).
+    """
     plan = {"delta": delta, "alpha": alpha, "power": power}
-    if delta <= 0:
-        return {**plan, "test_set": None, "distribution": None, "test_examples_needed": None}
-    spread = var_a + var_b
-    test_set = max(2, math.ceil(k * spread / delta**2))
-    example_term = max(var_x_d, 0.0)
-    denominator = delta**2 - k * example_term / num_examples
+    if not delta > 0:
+        return {
+            **plan,
+            "test_set": None,
+            "distribution": None,
+            "test_examples_needed": None,
+            "note": "no difference to plan for: pass delta, the smallest difference that matters",
+        }
+    example_term = max(var_x_d, 0.0) / num_examples
+
+    def enough(runs: int, with_examples: bool) -> bool:
+        df = math.inf if known_variances else runs - 1.0
+        runs_part = [(var_a / runs, df), (var_b / runs, df)]
+        parts = runs_part + [(example_term, num_examples - 1.0)] if with_examples else runs_part
+        variance = sum(value for value, _ in parts)
+        quantiles = _quantile_sum(alpha, power, _degrees_of_freedom(parts, (runs, runs)))
+        return delta >= quantiles * math.sqrt(variance)
+
+    k = _quantile_sum(alpha, power, math.inf) ** 2
+    normal_start = max(2, math.ceil(k * (var_a + var_b) / delta**2))
+    test_set = _smallest_runs(lambda runs: enough(runs, False), normal_start)
+    denominator = delta**2 - k * example_term
     if denominator > 0:
+        start = max(2, math.ceil(k * (var_a + var_b) / denominator))
         return {
             **plan,
             "test_set": test_set,
-            "distribution": max(2, math.ceil(k * spread / denominator)),
+            "distribution": _smallest_runs(lambda runs: enough(runs, True), start),
             "test_examples_needed": None,
         }
-    needed = math.floor(k * example_term / delta**2) + 1
+    needed = math.floor(k * max(var_x_d, 0.0) / delta**2) + 1
     # Runs grow without bound as n approaches `needed`; at twice that size they are finite.
     doubled = 2 * needed
-    runs_there = math.ceil(k * spread * (num_examples / doubled) / (delta**2 - k * example_term / doubled))
+    runs_there = math.ceil(
+        k * (var_a + var_b) * (num_examples / doubled) / (delta**2 - k * max(var_x_d, 0.0) / doubled)
+    )
     return {
         **plan,
         "test_set": test_set,
@@ -250,13 +343,16 @@ def compare_counts(
     names: tuple[str, str] = ("A", "B"),
 ) -> dict:
     """The comparison of two arms' correct counts; see `compare`."""
-    _check_levels(alpha, power, delta)
+    check_levels(alpha, power, delta)
     if a.num_examples != b.num_examples:
         raise EstimatorInputError(
-            f"the arms were evaluated on {a.num_examples} and {b.num_examples} examples: not one test set"
+            f"arms {names[0]} and {names[1]} were evaluated on {a.num_examples} and {b.num_examples} examples: "
+            "not one test set"
         )
     if a.num_classes is not None and b.num_classes is not None and a.num_classes != b.num_classes:
-        raise EstimatorInputError(f"the arms have {a.num_classes} and {b.num_classes} classes: not one task")
+        raise EstimatorInputError(
+            f"arms {names[0]} and {names[1]} have {a.num_classes} and {b.num_classes} classes: not one task"
+        )
     for name, counts in zip(names, (a, b)):
         if counts.num_runs < 2 and not single_run:
             raise EstimatorInputError(
@@ -265,23 +361,36 @@ def compare_counts(
             )
     n = a.num_examples
     estimate = float(a.run_accuracy.mean() - b.run_accuracy.mean())
-    var_a, var_b = _run_variance(a), _run_variance(b)
-    var_test = var_a / a.num_runs + var_b / b.num_runs
+    spread_a, spread_b = run_spread(a), run_spread(b)
     differences = a.example_rate - b.example_rate
-    var_x_d = float(differences.var(ddof=1)) - _sampling_noise(a) - _sampling_noise(b)
-    var_distribution = var_test + max(var_x_d, 0.0) / n
-    prediction = min(a.num_runs, b.num_runs) < 2
-    if min(a.num_runs, b.num_runs) >= NORMAL_FROM_RUNS or prediction:
-        degrees_of_freedom = math.inf
-    else:
-        degrees_of_freedom = welch_degrees_of_freedom(var_a, a.num_runs, var_b, b.num_runs)
-    quantile = _quantile(alpha, degrees_of_freedom)
-    probability, probability_method = _probability_a_beats_b(a, b, var_a, var_b, estimate)
-    planned_delta = abs(estimate) if delta is None else float(delta)
-    plan = seeds_needed(var_a, var_b, var_x_d, n, planned_delta, alpha, power)
-    plan["delta_from"] = (
-        "observed |A − B| (pass delta for the smallest difference that matters)" if delta is None else "given"
+    var_x_d = float(differences.var(ddof=1)) - spread_a.noise - spread_b.noise
+    test_parts, distribution_parts = _variance_components(
+        spread_a, a.num_runs, spread_b, b.num_runs, (max(var_x_d, 0.0) / n, n - 1.0)
     )
+    var_test = sum(value for value, _ in test_parts)
+    var_distribution = sum(value for value, _ in distribution_parts)
+    runs = (a.num_runs, b.num_runs)
+    df_test = _degrees_of_freedom(test_parts, runs)
+    df_distribution = _degrees_of_freedom(distribution_parts, runs)
+    probability, probability_method = _probability_a_beats_b(a, b, spread_a.variance, spread_b.variance, estimate)
+    planned_delta = abs(estimate) if delta is None else float(delta)
+    plan = seeds_needed(
+        spread_a.variance,
+        spread_b.variance,
+        var_x_d,
+        n,
+        planned_delta,
+        alpha,
+        power,
+        known_variances=spread_a.predicted and spread_b.predicted,
+    )
+    plan["delta_from"] = (
+        "the observed |A − B| (planning for an observed difference is optimistic: pass delta, the smallest "
+        "difference that matters)"
+        if delta is None
+        else "given"
+    )
+    predicted = [name for name, spread in zip(names, (spread_a, spread_b)) if spread.predicted]
     result = {
         "names": list(names),
         "num_examples": n,
@@ -290,16 +399,17 @@ def compare_counts(
         "var_x_d": var_x_d,
         "var_distribution": var_distribution,
         "alpha": alpha,
-        "degrees_of_freedom": None if math.isinf(degrees_of_freedom) else degrees_of_freedom,
-        "ci95_test_set": _interval(estimate, var_test, quantile),
-        "ci95_distribution": _interval(estimate, var_distribution, quantile),
-        "p_value_test_set": _p_value(estimate, var_test, degrees_of_freedom),
-        "p_value_distribution": _p_value(estimate, var_distribution, degrees_of_freedom),
+        "degrees_of_freedom_test_set": None if math.isinf(df_test) else df_test,
+        "degrees_of_freedom_distribution": None if math.isinf(df_distribution) else df_distribution,
+        "ci95_test_set": _interval(estimate, var_test, _quantile(alpha, df_test)),
+        "ci95_distribution": _interval(estimate, var_distribution, _quantile(alpha, df_distribution)),
+        "p_value_test_set": _p_value(estimate, var_test, df_test),
+        "p_value_distribution": _p_value(estimate, var_distribution, df_distribution),
         "prob_a_beats_b": probability,
         "prob_a_beats_b_from": probability_method,
         "arms": {names[0]: arm_summary(a), names[1]: arm_summary(b)},
         "seeds_needed": plan,
-        "prediction": prediction,
+        "predicted_spread": predicted,
     }
     if alpha != 0.05:  # the keys keep their names; say which level they are at
         result["interval_level"] = 1 - alpha
@@ -340,6 +450,7 @@ def compare(
       `seeds_needed` and `verdict`. Below 30 runs in either arm the intervals use Student-t
       quantiles with Welch–Satterthwaite degrees of freedom.
     """
+    check_levels(alpha, power, delta)  # before the pass over the arms
     counts_a = count_correct(labels, a, names[0], num_classes)
     counts_b = count_correct(labels, b, names[1], num_classes)
     return compare_counts(counts_a, counts_b, delta=delta, alpha=alpha, power=power, single_run=single_run, names=names)
@@ -366,17 +477,23 @@ def compare_arms(
     num_classes: int | None = None,
     single_run: bool = False,
 ) -> dict:
-    """Several arms: each compared with the best one (highest mean accuracy), the p-values of each
-    question Holm-adjusted over the family, and each arm's distribution-wise std — the paper's
-    learning-rate rule ("the largest lr without significant excess variance") needs that one.
+    """Several arms: each compared with the best one (highest mean accuracy), with each arm's
+    distribution-wise std — the paper's learning-rate rule ("the largest lr without significant
+    excess variance") needs that one.
+
+    The best arm is chosen from the same data, so its comparisons are not a fixed family of m − 1:
+    the p-values (of each question) are Holm-adjusted over all m(m − 1)/2 pairs of arms, which
+    controls the family-wise error rate whichever arm comes out best; the rows against the best
+    are a subset of that family. The intervals are each at level 1 − α, not simultaneous.
 
     Args:
       arms: name → [R, n] predictions or [R, n, k] logits; at least two arms.
       Others as in `compare`.
     """
+    check_levels(alpha, power, delta)  # before the pass over the arms
     if len(arms) < 2:
         raise EstimatorInputError(f"need at least two arms to compare, got {len(arms)}")
-    counts = {name: count_correct(labels, arm, name, num_classes) for name, arm in arms.items()}
+    counts = {str(name): count_correct(labels, arm, str(name), num_classes) for name, arm in arms.items()}
     return compare_arm_counts(counts, delta=delta, alpha=alpha, power=power, single_run=single_run)
 
 
@@ -389,31 +506,40 @@ def compare_arm_counts(
     single_run: bool = False,
 ) -> dict:
     """`compare_arms` on correct counts."""
-    best = max(counts, key=lambda name: counts[name].run_accuracy.mean())
+    check_levels(alpha, power, delta)
+    if len(counts) < 2:
+        raise EstimatorInputError(f"need at least two arms to compare, got {len(counts)}")
+    names = list(counts)
+    best = max(names, key=lambda name: counts[name].run_accuracy.mean())
+    options = dict(delta=delta, alpha=alpha, power=power, single_run=single_run)
+    pairs = {}
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            pairs[first, second] = compare_counts(counts[first], counts[second], names=(first, second), **options)
     rows = []
-    for name, arm in counts.items():
-        if name == best:
-            continue
-        comparison = compare_counts(
-            counts[best], arm, delta=delta, alpha=alpha, power=power, single_run=single_run, names=(best, name)
-        )
-        comparison.pop("arms")
-        rows.append({"arm": name, **comparison})
+    for name in names:
+        if name != best:
+            comparison = compare_counts(counts[best], counts[name], names=(best, name), **options)
+            comparison.pop("arms")
+            rows.append({"arm": name, **comparison})
     for question in ("test_set", "distribution"):
-        adjusted = holm([row[f"p_value_{question}"] for row in rows])
-        for row, value in zip(rows, adjusted):
-            row[f"p_value_{question}_holm"] = value
+        key = f"p_value_{question}"
+        adjusted = dict(zip(pairs, holm([pair[key] for pair in pairs.values()])))
+        for row in rows:
+            row[f"{key}_holm"] = adjusted.get((best, row["arm"]), adjusted.get((row["arm"], best)))
     result = {
         "best": best,
         "alpha": alpha,
+        "family": f"Holm over all {len(pairs)} pairs of the {len(names)} arms",
         "arms": {name: arm_summary(arm) for name, arm in counts.items()},
         "comparisons": rows,
+        "predicted_spread": sorted({name for row in rows for name in row["predicted_spread"]}),
     }
     result["verdict"] = arms_verdict(result)
     return result
 
 
-def _check_levels(alpha: float, power: float, delta: float | None) -> None:
+def check_levels(alpha: float, power: float, delta: float | None) -> None:
     if not 0 < alpha < 1:
         raise EstimatorInputError(f"alpha must lie in (0, 1), got {alpha}")
     if not 0 < power < 1:
@@ -430,34 +556,56 @@ def _span(interval: list[float]) -> str:
     return f"[{_points(interval[0])}, {_points(interval[1])}]"
 
 
+def _level(alpha: float) -> str:
+    return f"{100 * (1 - alpha):g}%"
+
+
+_PREDICTION_NOTE = (
+    " (the run-to-run variance of {arms} is predicted from the error rate, assuming class-wise calibration"
+    " and no excess variance, which fails for short or unstable trainings)"
+)
+
+
 def verdict(result: dict) -> str:
     """One plain sentence: the difference, each interval with the question it answers, the
-    conclusion, and — where they disagree — what limits it."""
+    conclusion, and what limits it where a question cannot tell."""
     first, second = result["names"]
-    level = round(100 * (1 - result["alpha"]))
     alpha = result["alpha"]
     q1 = result["p_value_test_set"] < alpha
     q2 = result["p_value_distribution"] < alpha
     better, worse = (first, second) if result["delta"] > 0 else (second, first)
     n = result["num_examples"]
+    plan = result["seeds_needed"]
     text = (
-        f"{first} − {second} = {_points(result['delta'])} points; {level}% interval {_span(result['ci95_test_set'])} "
-        f"on these {n:,} test examples (Q1, p = {result['p_value_test_set']:.2g}) and "
-        f"{_span(result['ci95_distribution'])} on the data distribution (Q2, p = {result['p_value_distribution']:.2g})"
+        f"{first} − {second} = {_points(result['delta'])} points; {_level(alpha)} interval "
+        f"{_span(result['ci95_test_set'])} on these {n:,} test examples (Q1, p = {result['p_value_test_set']:.2g}) "
+        f"and {_span(result['ci95_distribution'])} on the data distribution (Q2, "
+        f"p = {result['p_value_distribution']:.2g})"
     )
-    if q2:
-        text += f", so {better} is better on new data too"
+    if q1 and q2:
+        text += f", so {better} is better on this test set and on new data"
+    elif q2:
+        text += (
+            f", so {better} is better on new data; the test-set interval rests on the runs' spread alone, whose"
+            " few degrees of freedom make it the wider one here"
+        )
     elif q1:
-        text += (
-            f", so {better} beats {worse} on this test set, but {n:,} test examples, not the number of runs,"
-            " are too few to say it generalises better"
-        )
+        text += f", so {better} beats {worse} on this test set but is not shown to generalise better: "
+        if plan.get("distribution") is None and plan.get("test_examples_needed"):
+            text += (
+                f"{n:,} test examples, not the number of runs, limit this (no number of runs suffices at a "
+                f"{100 * plan['delta']:.2f}-point difference; about {plan['test_examples_needed']:,} examples would)"
+            )
+        elif plan.get("distribution"):
+            text += f"about {plan['distribution']} runs per arm would have {plan['power']:.0%} power for it"
+        else:
+            text += "there is no difference to plan more runs for"
     else:
-        text += f", so neither question can tell {first} from {second} at this many runs"
-    if result.get("prediction"):
-        text += (
-            " (a single-run arm's run-to-run variance is predicted from its error rate, assuming no excess variance)"
-        )
+        text += f", so neither question tells {first} from {second} at this many runs"
+        if plan.get("distribution") is None and plan.get("test_examples_needed"):
+            text += f", and on {n:,} test examples no number of runs would at this difference"
+    if result.get("predicted_spread"):
+        text += _PREDICTION_NOTE.format(arms=" and ".join(result["predicted_spread"]))
     return text + "."
 
 
@@ -465,13 +613,10 @@ def arms_verdict(result: dict) -> str:
     """One sentence for several arms: the best one and, after Holm's adjustment, which arms are
     worse on the distribution (Q2), worse only on this test set (Q1), or indistinguishable."""
     alpha = result["alpha"]
-    worse_q2 = [row["arm"] for row in result["comparisons"] if row["p_value_distribution_holm"] < alpha]
-    worse_q1 = [
-        row["arm"]
-        for row in result["comparisons"]
-        if row["p_value_test_set_holm"] < alpha and row["p_value_distribution_holm"] >= alpha
-    ]
-    tied = [row["arm"] for row in result["comparisons"] if row["p_value_test_set_holm"] >= alpha]
+    rows = result["comparisons"]
+    worse_q2 = [row["arm"] for row in rows if row["p_value_distribution_holm"] < alpha]
+    worse_q1 = [row["arm"] for row in rows if row["p_value_test_set_holm"] < alpha <= row["p_value_distribution_holm"]]
+    tied = [row["arm"] for row in rows if row["arm"] not in worse_q1 + worse_q2]
     best = result["best"]
     parts = [f"best arm {best} ({100 * result['arms'][best]['mean']:.2f}%)"]
     if worse_q2:
@@ -480,7 +625,10 @@ def arms_verdict(result: dict) -> str:
         parts.append(f"worse only on this test set (Q1): {', '.join(worse_q1)}")
     if tied:
         parts.append(f"not distinguishable from it: {', '.join(tied)}")
-    return "; ".join(parts) + f" (Holm-adjusted, level {alpha:g})."
+    text = "; ".join(parts) + f" (Holm over all pairs, level {alpha:g})"
+    if result.get("predicted_spread"):
+        text += _PREDICTION_NOTE.format(arms=" and ".join(result["predicted_spread"]))
+    return text + "."
 
 
 def two_way_bootstrap_variance(
