@@ -54,6 +54,12 @@ def test_diverged_runs_are_left_out_and_growth_after_a_comparison_is_flagged(stu
     assert again["grown_after_comparison"] == ["B"] and "inflates false positives" in again["verdict"]
 
 
+def _keep_examples(workdir: str, count: int) -> None:
+    for name in ("labels.npy", "logits.npy"):
+        path = os.path.join(workdir, name)
+        np.save(path, np.load(path)[..., :count, :] if name == "logits.npy" else np.load(path)[:count])
+
+
 def _mark_diverged(workdir: str, run: int) -> None:
     path = os.path.join(workdir, "runs.json")
     runs = json.load(open(path))
@@ -105,6 +111,7 @@ def test_binary_compares_and_refuses_what_is_not_one_test_set(studies, tmp_path)
         other + "_nan",
         lambda w: np.save(os.path.join(w, "logits.npy"), np.full_like(np.load(os.path.join(w, "logits.npy")), np.nan)),
     )
+    smaller = _altered_copy(studies["sweep"], other + "_smaller", lambda w: _keep_examples(w, 300))
     labels = os.path.join(studies["lr005"], "labels.npy")
     one_run = str(tmp_path / "one_run.npy")
     np.save(one_run, np.load(os.path.join(studies["lr005"], "logits.npy"))[:1])
@@ -113,6 +120,7 @@ def test_binary_compares_and_refuses_what_is_not_one_test_set(studies, tmp_path)
         (compare, [f"--a={studies['lr005']}", f"--b={studies['sweep']}", f"--out={tmp_path / 'binary'}"]),
         (compare, [f"--a={studies['lr005']}", f"--b={shuffled}", f"--out={good_out}"]),
         (compare, [f"--a={studies['lr005']}", f"--b={renamed}", f"--out={good_out}"]),
+        (compare, [f"--a={studies['lr005']}", f"--b={smaller}", f"--out={good_out}"]),
         (compare, [f"--a={studies['lr005']}", f"--b={fewer_classes}", f"--out={good_out}"]),
         (compare, [f"--a={studies['lr005']}", f"--b={nan_logits}", f"--out={good_out}"]),
         (compare, [f"--a={studies['lr005']}", f"--b={tmp_path / 'missing'}", f"--out={good_out}"]),
@@ -142,6 +150,7 @@ def test_binary_compares_and_refuses_what_is_not_one_test_set(studies, tmp_path)
     expected = [
         "different test labels",
         "different datasets",
+        "test sets of",
         "classes",
         "NaN",
         "no finished study",
