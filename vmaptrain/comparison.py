@@ -33,7 +33,8 @@ class FinishedStudy:
         try:
             self.labels = np.load(os.path.join(workdir, "labels.npy"), allow_pickle=False)
             self.logits = np.load(os.path.join(workdir, "logits.npy"), mmap_mode="r", allow_pickle=False)
-            self.config = store.read_json(os.path.join(workdir, "config.json"))["config"]
+            self.record = store.read_json(os.path.join(workdir, "config.json"))
+            self.config = self.record["config"]
             self.runs = store.read_json(os.path.join(workdir, "runs.json"))
         except (OSError, ValueError, KeyError) as err:
             raise workdirs.damaged(workdir, err) from None
@@ -52,10 +53,7 @@ class FinishedStudy:
 
     @property
     def growth(self) -> list[dict]:
-        try:
-            return store.read_json(os.path.join(self.workdir, "config.json")).get("growth", [])
-        except (OSError, ValueError):
-            return []
+        return self.record.get("growth", [])
 
     def describe(self) -> dict:
         """What compare.json records of the study: where, runs used and left out, its growth."""

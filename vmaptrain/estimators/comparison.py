@@ -519,8 +519,11 @@ def compare_arm_counts(
     rows = []
     for name in names:
         if name != best:
-            comparison = compare_counts(counts[best], counts[name], names=(best, name), **options)
-            comparison.pop("arms")
+            # The pair was compared already where the best arm comes first; else compare it that way.
+            comparison = pairs.get((best, name)) or compare_counts(
+                counts[best], counts[name], names=(best, name), **options
+            )
+            comparison = {key: value for key, value in comparison.items() if key != "arms"}
             rows.append({"arm": name, **comparison})
     for question in ("test_set", "distribution"):
         key = f"p_value_{question}"
